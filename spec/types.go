@@ -1,0 +1,136 @@
+// Package spec holds the desired state of a fleet — control planes, release
+// channels and maintenance groups — as read from the YAML documents of a fleet
+// repository, with the file position of everything it reads so that every
+// error can name its file, line and field.
+package spec
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// APIVersion is the apiVersion every document carries.
+const APIVersion = "upkeep.dev/v1alpha1"
+
+// Document kinds.
+const (
+	KindControlPlane = "ControlPlane"
+	KindChannel      = "Channel"
+	KindGroup        = "Group"
+)
+
+// FollowControlPlane is the value of Channel.Follow for a rolling channel
+// that always offers its control plane's version.
+const FollowControlPlane = "controlPlane"
+
+// Position names a place in a file of the fleet repository. File is the
+// slash-separated path relative to the repository root.
+type Position struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Position) String() string {
+	switch {
+	case p.File == "":
+		return "-"
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Error is one problem with the fleet repository. Path is the field's path
+// inside its document (for example "spec.windows[0].start"); it is empty when
+// the problem concerns the whole document or file.
+type Error struct {
+	Pos  Position
+	Path string
+	Msg  string
+}
+
+func (e Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Path, e.Msg)
+}
+
+// Errors is every problem found in one load, in a stable order (see Sort).
+type Errors []Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ControlPlane is the version the servers agents talk to run now.
+type ControlPlane struct {
+	Name    string
+	Version string // semver as written, without a leading "v"
+	// Agents optionally narrows the versions agents may run, in
+	// Masterminds semver constraint syntax (for example ">= 16.2, < 17.1").
+	Agents string
+	Pos    Position // of the document's metadata.name
+}
+
+// Channel is a named release channel. Exactly one of Version and Follow is set.
+type Channel struct {
+	Name         string // may contain "/", e.g. "stable/cloud"
+	ControlPlane string // name of the ControlPlane it is bound to
+	Version      string // pinned version, without a leading "v"; "" when following
+	Follow       string // FollowControlPlane, or ""
+	Critical     bool
+	Pos          Position
+}
+
+// Group is a set of agents that share a channel and a maintenance schedule.
+type Group struct {
+	Name     string
+	Channel  string
+	Timezone string // IANA name
+	Location *time.Location
+	Windows  []Window
+	Freezes  []Freeze
+	// UpdateDuration is how long an update needs; a window is only usable
+	// while at least this much of it remains.
+	UpdateDuration time.Duration
+	// Order places the group in the rollout among groups (lower first).
+	Order int
+	Pos   Position
+}
+
+// DefaultUpdateDuration applies when a group does not say how long an update takes.
+const DefaultUpdateDuration = 15 * time.Minute
+
+// Window is a weekly maintenance window in the group's timezone.
+type Window struct {
+	Days     []time.Weekday // empty means every day
+	Start    time.Duration  // wall-clock offset from local midnight ("02:30" = 2h30m)
+	Duration time.Duration  // > 0 and <= 7 days
+}
+
+// Freeze is a period in which no window opens. Start is inclusive, End exclusive.
+type Freeze struct {
+	Name          string
+	Start, End    time.Time
+	AllowCritical bool // a critical update may still be applied during the freeze
+}
+
+// State is a whole, loaded fleet repository. Slices are sorted by name.
+type State struct {
+	ControlPlanes []*ControlPlane
+	Channels      []*Channel
+	Groups        []*Group
+}
+
+// NoVersion is the channel version that offers no version at all: updaters
+// leave their agents alone (Teleport's "none").
+const NoVersion = "none"
