@@ -27,9 +27,9 @@ const FollowControlPlane = "controlPlane"
 // Position names a place in a file of the fleet repository. File is the
 // slash-separated path relative to the repository root.
 type Position struct {
-	File string
-	Line int
-	Col  int
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
 }
 
 func (p Position) String() string {
@@ -48,9 +48,9 @@ func (p Position) String() string {
 // inside its document (for example "spec.windows[0].start"); it is empty when
 // the problem concerns the whole document or file.
 type Error struct {
-	Pos  Position
-	Path string
-	Msg  string
+	Pos  Position `json:"pos"`
+	Path string   `json:"path,omitempty"`
+	Msg  string   `json:"message"`
 }
 
 func (e Error) Error() string {
