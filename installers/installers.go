@@ -1,0 +1,174 @@
+// Package installers changes the installed version of a host package through
+// the host's own package manager (apt, dnf/yum, zypper), with its signature
+// checks always on, and verifies the result by reading the version back.
+//
+// Subpackages implement Installer for each package manager; installers/auto
+// picks one for the running host.
+package installers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Installer installs exact versions of one package manager's packages.
+//
+// Versions: callers pass a release version ("1.2.3", a leading "v" is
+// accepted) or an exact package version ("1.2.3-1", "1:1.2.3-1.el9");
+// Resolve maps it to the exact package version a configured repository
+// offers. Installed and Available return exact package versions.
+type Installer interface {
+	// Name is the package manager's name: "apt", "dnf", "yum" or "zypper".
+	Name() string
+	// Installed reports the installed version of pkg; ok is false when pkg is
+	// not installed.
+	Installed(ctx context.Context, pkg string) (version string, ok bool, err error)
+	// Available lists the versions of pkg the configured repositories offer,
+	// newest first, from the package manager's cached metadata (see Refresh).
+	Available(ctx context.Context, pkg string) ([]string, error)
+	// Resolve maps a release or exact version to an available package version.
+	// The error wraps ErrNotAvailable when no repository offers it.
+	Resolve(ctx context.Context, pkg, version string) (string, error)
+	// Refresh downloads and verifies repository metadata. A repository whose
+	// signature does not verify is an error (wrapping ErrSignature).
+	Refresh(ctx context.Context) error
+	// Install makes version (release or exact) the installed version of pkg,
+	// upgrading or downgrading, then reads the installed version back: it
+	// returns nil only when the read-back version is the resolved one.
+	Install(ctx context.Context, pkg, version string) error
+	// Commands returns the command lines Install runs for an exact package
+	// version, in order, without running them (for --dry-run). Environment
+	// (APT_CONFIG, HOME) is not shown.
+	Commands(pkg, pkgVersion string) [][]string
+}
+
+// Reasons an operation failed. An *Error wraps at most one of them; test with
+// errors.Is.
+var (
+	// ErrSignature: a repository or package signature did not verify, or its
+	// key is not trusted. Nothing was installed.
+	ErrSignature = errors.New("signature verification failed")
+	// ErrChecksum: a downloaded file does not match the checksum in the
+	// repository's signed metadata (tampered or changed in flight).
+	ErrChecksum = errors.New("checksum mismatch")
+	// ErrNotAvailable: no configured repository offers the package or version.
+	ErrNotAvailable = errors.New("version not available")
+	// ErrReadBack: the command succeeded but the installed version is not the
+	// requested one.
+	ErrReadBack = errors.New("installed version differs from the requested one")
+	// ErrUnsafeConfig: the package manager's configuration would weaken
+	// signature checks (or auto-trust a key); upkeep refuses to run it.
+	ErrUnsafeConfig = errors.New("unsafe package manager configuration")
+	// ErrRepository: a repository could not be reached or read.
+	ErrRepository = errors.New("repository unavailable")
+	// ErrLocked: another process holds the package manager's lock; retry later.
+	ErrLocked = errors.New("package manager is locked")
+	// ErrConflict: the change needs other packages removed or held packages
+	// changed; upkeep does not do that on its own.
+	ErrConflict = errors.New("change conflicts with other packages")
+)
+
+// Error is a failed package manager command, with the reason, the output line
+// that shows it, and what the operator should do next.
+type Error struct {
+	Op       string   // what was attempted, e.g. "apt-get update"
+	Argv     []string // the command line
+	ExitCode int      // -1 if it did not start or was killed
+	Reason   error    // one of the Err* values above, or nil if unclassified
+	Detail   string   // the output line(s) naming the cause
+	Next     string   // the operator's next step
+	Output   string   // tail of the combined output (at most 64 KiB)
+	Err      error    // the underlying run error, if any
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s failed", e.Op)
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, " (exit %d)", e.ExitCode)
+	} else if e.Err != nil {
+		fmt.Fprintf(&b, " (%v)", e.Err)
+	}
+	if e.Reason != nil {
+		fmt.Fprintf(&b, ": %v", e.Reason)
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, ": %s", e.Detail)
+	} else if tail := LastLines(e.Output, 5); tail != "" {
+		fmt.Fprintf(&b, "; last output: %s", tail)
+	}
+	if e.Next != "" {
+		fmt.Fprintf(&b, "; next: %s", e.Next)
+	}
+	return b.String()
+}
+
+// Unwrap exposes the reason and the run error to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Reason != nil {
+		errs = append(errs, e.Reason)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// LastLines returns the last n non-empty lines of out joined by " | ".
+func LastLines(out string, n int) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var kept []string
+	for i := len(lines) - 1; i >= 0 && len(kept) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			kept = append(kept, l)
+		}
+	}
+	for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
+		kept[i], kept[j] = kept[j], kept[i]
+	}
+	return strings.Join(kept, " | ")
+}
+
+// Rule classifies command output: when any of Match appears in the output
+// (case-insensitive), the failure has Reason and the operator should do Next.
+// Rules are checked in order and the first match wins, so put the most
+// specific (signatures) before the generic (network).
+type Rule struct {
+	Name   string
+	Match  []string
+	Reason error
+	Next   string
+}
+
+// Classify returns the first rule matching output and the output line that
+// matched, or a zero Rule.
+func Classify(rules []Rule, output string) (Rule, string) {
+	lower := strings.ToLower(output)
+	for _, r := range rules {
+		for _, m := range r.Match {
+			if i := strings.Index(lower, strings.ToLower(m)); i >= 0 {
+				return r, lineAt(output, i)
+			}
+		}
+	}
+	return Rule{}, ""
+}
+
+func lineAt(s string, i int) string {
+	start := strings.LastIndexByte(s[:i], '\n') + 1
+	end := strings.IndexByte(s[i:], '\n')
+	if end < 0 {
+		end = len(s)
+	} else {
+		end += i
+	}
+	line := strings.TrimSpace(s[start:end])
+	const max = 300
+	if len(line) > max {
+		line = line[:max] + "..."
+	}
+	return line
+}
