@@ -1,0 +1,450 @@
+package reconcile
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/spec"
+)
+
+// The update decision: one ordered chain of small named rules (in the style
+// of cert-manager's policy chains). Each rule either settles the question or
+// passes; the first that settles wins, so "why is this agent (not) updating?"
+// has one answer for the host updater, the Kubernetes updater and diff.
+
+// Action is what an updater does after a decision.
+type Action string
+
+const (
+	// ActionUpdate: install the target now.
+	ActionUpdate Action = "Update"
+	// ActionWait: the target is wanted but not now; decide again at RecheckAt.
+	ActionWait Action = "Wait"
+	// ActionNothing: nothing to do, the agent runs the target or none is offered.
+	ActionNothing Action = "Nothing"
+	// ActionRefuse: the target breaks the control-plane bounds and must not
+	// be installed; the current version stays. Operators need to see this.
+	ActionRefuse Action = "Refuse"
+	// ActionKeep: keep the current version, because the target is unknown or
+	// was skipped after a failed rollout.
+	ActionKeep Action = "Keep"
+)
+
+// Rule names, in chain order. They are stable: logs, metrics and diff output
+// carry them.
+const (
+	RuleTargetUnknown    = "TargetUnknown"
+	RuleUpToDate         = "UpToDate"
+	RuleSkipped          = "Skipped"
+	RuleControlPlane     = "ControlPlaneBounds"
+	RuleCritical         = "Critical"
+	RuleUnhealthy        = "Unhealthy"
+	RuleFrozen           = "Frozen"
+	RuleScheduleUnusable = "ScheduleUnusable"
+	RuleInWindow         = "InWindow"
+	RuleWaitForWindow    = "WaitForWindow"
+)
+
+// Reasons a schedule is unusable (see Schedule.Unusable).
+const (
+	ReasonScheduleMissing    = "ScheduleMissing"
+	ReasonScheduleUnreadable = "ScheduleUnreadable"
+	ReasonNoWindowAhead      = "NoWindowAhead"
+)
+
+const (
+	// DefaultUnusableThreshold is how many consecutive checks must find the
+	// schedule unusable before it counts as the agent being unhealthy (an
+	// update at once), as Teleport's updater script does: one failed read
+	// may be a file being rewritten.
+	DefaultUnusableThreshold = 2
+	// DefaultScheduleRecheck is how soon to look again at an unusable
+	// schedule before the threshold is reached.
+	DefaultScheduleRecheck = time.Minute
+)
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Action Action
+	// Rule is the name of the rule that settled (Rule* constants).
+	Rule string
+	// Reason is a CamelCase reason, finer than Rule (e.g. NotEnoughTimeLeft).
+	Reason string
+	// Message says what was decided and why, with versions and times.
+	Message string
+	// RecheckAt is when to decide again (a window's or a freeze's start or
+	// end); zero means the updater's normal interval.
+	RecheckAt time.Time
+}
+
+// LogValue logs a decision as a group of its fields.
+func (d Decision) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("action", string(d.Action)),
+		slog.String("rule", d.Rule),
+		slog.String("reason", d.Reason),
+		slog.String("message", d.Message),
+	}
+	if !d.RecheckAt.IsZero() {
+		attrs = append(attrs, slog.Time("recheckAt", d.RecheckAt))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Target is what the version server offers: a version, spec.NoVersion
+// ("none"), or the error met fetching it.
+type Target struct {
+	Version string // as served; a leading "v" is fine
+	Err     error  // non-nil when the version could not be fetched
+}
+
+// Critical is whether the version server marks the update critical.
+type Critical int
+
+const (
+	CriticalUnknown Critical = iota // not fetched; treated as not critical
+	CriticalNo
+	CriticalYes
+)
+
+// Health is the agent's health as the updater judges it.
+type Health int
+
+const (
+	HealthUnknown Health = iota // not judged; treated as healthy (no reason to restart)
+	Healthy
+	Unhealthy
+)
+
+// ScheduleState says whether the agent's saved maintenance schedule could be read.
+type ScheduleState int
+
+const (
+	ScheduleMissing    ScheduleState = iota // nothing saved beside the agent (the zero value)
+	ScheduleUnreadable                      // saved but unreadable or malformed
+	ScheduleLoaded                          // read; Windows holds its intervals, maybe none
+)
+
+// Schedule is the agent's maintenance schedule as its updater read it.
+type Schedule struct {
+	State   ScheduleState
+	Windows []calendar.Interval // sorted, disjoint (as calendar.Windows returns them)
+	Err     error               // why it is unreadable, for the message
+}
+
+// Unusable reports whether the schedule gives no way to update at or after
+// now: it is missing, unreadable, or has no window ahead in which an update
+// needing need fits. Updaters count consecutive checks for which it is true
+// (and reset the count when it is false) to fill
+// DecisionInput.UnusableChecks.
+func (s Schedule) Unusable(now time.Time, need time.Duration) (reason string, unusable bool) {
+	switch s.State {
+	case ScheduleMissing:
+		return ReasonScheduleMissing, true
+	case ScheduleUnreadable:
+		return ReasonScheduleUnreadable, true
+	}
+	if _, ok := calendar.FirstFit(s.Windows, now, need); !ok {
+		return ReasonNoWindowAhead, true
+	}
+	return "", false
+}
+
+// Bounds are the control plane's limits on agent versions;
+// *spec.ControlPlane is the real one.
+type Bounds interface {
+	// Admits returns nil, or why the version breaks the bounds.
+	Admits(version string) error
+}
+
+// DecisionInput is everything Decide looks at. Zero values of the optional
+// fields mean the documented defaults.
+type DecisionInput struct {
+	Now      time.Time
+	Current  string // installed version; "" when unknown (then any target needs an update)
+	Target   Target
+	Critical Critical
+	Health   Health
+	Schedule Schedule
+	// UpdateDuration is how long an update needs inside a window; 0 means
+	// spec.DefaultUpdateDuration.
+	UpdateDuration time.Duration
+	// Freeze is the freeze in effect at Now (calendar.Frozen), nil when none.
+	// A freeze that does not contain Now is ignored.
+	Freeze *spec.Freeze
+	// Skipped lists versions skipped after a failed rollout.
+	Skipped []string
+	// Bounds are the control plane's limits; nil when unknown (not checked).
+	Bounds Bounds
+	// UnusableChecks counts the consecutive earlier checks that found the
+	// schedule unusable; this check is one more.
+	UnusableChecks int
+	// UnusableThreshold is how many consecutive unusable checks (this one
+	// included) lead to an update; 0 means DefaultUnusableThreshold.
+	UnusableThreshold int
+	// ScheduleRecheck is how soon to look again at an unusable schedule;
+	// 0 means DefaultScheduleRecheck.
+	ScheduleRecheck time.Duration
+}
+
+// facts are the input with versions parsed and defaults applied, computed
+// once per decision and shared by the rules.
+type facts struct {
+	in        *DecisionInput
+	target    *semver.Version // nil when unknown or "none"
+	targetStr string          // target without "v", for messages and Bounds
+	none      bool            // the server offers no version
+	current   *semver.Version // nil when unknown
+	need      time.Duration
+	freeze    *spec.Freeze // nil unless Now is inside it
+	fit       calendar.Interval
+	fits      bool // fit is the first window where an update fits
+	threshold int
+	recheck   time.Duration
+}
+
+type rule struct {
+	name  string
+	check func(f *facts) (bool, Decision)
+}
+
+// chain is the decision, in order. Its last rule always settles.
+var chain = [...]rule{
+	{RuleTargetUnknown, targetUnknown},
+	{RuleUpToDate, upToDate},
+	{RuleSkipped, skipped},
+	{RuleControlPlane, outsideBounds},
+	{RuleCritical, critical},
+	{RuleUnhealthy, unhealthy},
+	{RuleFrozen, frozen},
+	{RuleScheduleUnusable, scheduleUnusable},
+	{RuleInWindow, inWindow},
+	{RuleWaitForWindow, waitForWindow},
+}
+
+// RuleNames returns the names of the rules in the order Decide tries them.
+func RuleNames() []string {
+	names := make([]string, len(chain))
+	for i, r := range chain {
+		names[i] = r.name
+	}
+	return names
+}
+
+// Decide runs the chain and returns the first decision a rule settles on.
+func Decide(in DecisionInput) Decision {
+	f := facts{in: &in, need: in.UpdateDuration, threshold: in.UnusableThreshold, recheck: in.ScheduleRecheck}
+	if f.need <= 0 {
+		f.need = spec.DefaultUpdateDuration
+	}
+	if f.threshold <= 0 {
+		f.threshold = DefaultUnusableThreshold
+	}
+	if f.recheck <= 0 {
+		f.recheck = DefaultScheduleRecheck
+	}
+	if in.Target.Err == nil {
+		if in.Target.Version == spec.NoVersion {
+			f.none = true
+		} else {
+			if f.target = parseVersion(in.Target.Version); f.target != nil {
+				f.targetStr = f.target.String()
+			}
+		}
+	}
+	if in.Current != "" {
+		f.current = parseVersion(in.Current)
+	}
+	if fz := in.Freeze; fz != nil && !in.Now.Before(fz.Start) && (fz.End.IsZero() || in.Now.Before(fz.End)) {
+		f.freeze = fz
+	}
+	if in.Schedule.State == ScheduleLoaded {
+		f.fit, f.fits = calendar.FirstFit(in.Schedule.Windows, in.Now, f.need)
+	}
+	for _, r := range chain {
+		if ok, d := r.check(&f); ok {
+			d.Rule = r.name
+			return d
+		}
+	}
+	panic("reconcile: the decision chain's last rule did not settle")
+}
+
+// targetUnknown keeps the current version when there is no usable target:
+// an updater must never act on a guess.
+func targetUnknown(f *facts) (bool, Decision) {
+	t := f.in.Target
+	switch {
+	case t.Err != nil:
+		return true, Decision{Action: ActionKeep, Reason: "TargetFetchFailed",
+			Message: fmt.Sprintf("could not fetch the target version (%v); keeping %s", t.Err, f.currentText())}
+	case t.Version == "":
+		return true, Decision{Action: ActionKeep, Reason: "TargetEmpty",
+			Message: fmt.Sprintf("the version server sent an empty target; keeping %s", f.currentText())}
+	case !f.none && f.target == nil:
+		return true, Decision{Action: ActionKeep, Reason: "TargetNotSemver",
+			Message: fmt.Sprintf("the target %q is not a semantic version; keeping %s", t.Version, f.currentText())}
+	}
+	return false, Decision{}
+}
+
+func upToDate(f *facts) (bool, Decision) {
+	if f.none {
+		return true, Decision{Action: ActionNothing, Reason: "NoVersionOffered",
+			Message: fmt.Sprintf("the channel offers no version; leaving %s alone", f.currentText())}
+	}
+	if f.current != nil && f.current.Equal(f.target) {
+		return true, Decision{Action: ActionNothing, Reason: "AlreadyOnTarget",
+			Message: fmt.Sprintf("already running the target %s", f.targetStr)}
+	}
+	return false, Decision{}
+}
+
+func skipped(f *facts) (bool, Decision) {
+	for _, s := range f.in.Skipped {
+		if v := parseVersion(s); v != nil && v.Equal(f.target) {
+			return true, Decision{Action: ActionKeep, Reason: "TargetSkipped",
+				Message: fmt.Sprintf("target %s was skipped after a failed rollout; keeping %s until the channel offers another version",
+					f.targetStr, f.currentText())}
+		}
+	}
+	return false, Decision{}
+}
+
+func outsideBounds(f *facts) (bool, Decision) {
+	if f.in.Bounds == nil {
+		return false, Decision{}
+	}
+	if err := f.in.Bounds.Admits(f.targetStr); err != nil {
+		return true, Decision{Action: ActionRefuse, Reason: "OutsideControlPlaneBounds",
+			Message: fmt.Sprintf("target %s is outside the control plane's bounds (%v); keeping %s", f.targetStr, err, f.currentText())}
+	}
+	return false, Decision{}
+}
+
+func critical(f *facts) (bool, Decision) {
+	if f.in.Critical != CriticalYes {
+		return false, Decision{}
+	}
+	if fz := f.freeze; fz != nil && !fz.AllowCritical {
+		return true, Decision{Action: ActionWait, Reason: "CriticalHeldByFreeze", RecheckAt: fz.End,
+			Message: fmt.Sprintf("critical update to %s held by freeze %q, which does not allow critical updates, until %s",
+				f.targetStr, fz.Name, stamp(fz.End))}
+	}
+	return true, Decision{Action: ActionUpdate, Reason: "CriticalUpdate",
+		Message: fmt.Sprintf("critical update from %s to %s, applied at once", f.currentText(), f.targetStr)}
+}
+
+// unhealthy updates at once: restarting an agent that is not working cuts
+// nothing, and the new version may be the fix. It beats freezes for that reason.
+func unhealthy(f *facts) (bool, Decision) {
+	if f.in.Health != Unhealthy {
+		return false, Decision{}
+	}
+	return true, Decision{Action: ActionUpdate, Reason: "AgentUnhealthy",
+		Message: fmt.Sprintf("agent is unhealthy; updating from %s to %s at once", f.currentText(), f.targetStr)}
+}
+
+// frozen waits out a freeze. It comes before the schedule rules because a
+// freeze longer than the schedule's horizon leaves no window ahead, which
+// must not turn into an update at once.
+func frozen(f *facts) (bool, Decision) {
+	fz := f.freeze
+	if fz == nil {
+		return false, Decision{}
+	}
+	return true, Decision{Action: ActionWait, Reason: "InFreeze", RecheckAt: fz.End,
+		Message: fmt.Sprintf("update from %s to %s waits for freeze %q to end at %s", f.currentText(), f.targetStr, fz.Name, stamp(fz.End))}
+}
+
+// scheduleUnusable treats an agent without a usable schedule as unhealthy
+// (design rule 3), once enough consecutive checks agree.
+func scheduleUnusable(f *facts) (bool, Decision) {
+	reason, bad := f.in.Schedule.Unusable(f.in.Now, f.need)
+	if !bad {
+		return false, Decision{}
+	}
+	what := f.scheduleProblem(reason)
+	n := f.in.UnusableChecks + 1
+	if n >= f.threshold {
+		return true, Decision{Action: ActionUpdate, Reason: reason,
+			Message: fmt.Sprintf("%s for %d consecutive checks; treating the agent as unhealthy and updating from %s to %s",
+				what, n, f.currentText(), f.targetStr)}
+	}
+	at := f.in.Now.Add(f.recheck)
+	return true, Decision{Action: ActionWait, Reason: reason, RecheckAt: at,
+		Message: fmt.Sprintf("%s (check %d of %d before updating at once); checking again at %s", what, n, f.threshold, stamp(at))}
+}
+
+func inWindow(f *facts) (bool, Decision) {
+	if !f.fits || f.fit.Start.After(f.in.Now) {
+		return false, Decision{}
+	}
+	return true, Decision{Action: ActionUpdate, Reason: "InsideWindow",
+		Message: fmt.Sprintf("inside the maintenance window until %s (%s left, the update needs %s); updating from %s to %s",
+			stamp(f.fit.End), f.fit.End.Sub(f.in.Now), f.need, f.currentText(), f.targetStr)}
+}
+
+func waitForWindow(f *facts) (bool, Decision) {
+	if !f.fits { // scheduleUnusable settles this case; stay defined regardless
+		return true, Decision{Action: ActionWait, Reason: ReasonNoWindowAhead,
+			Message: fmt.Sprintf("no maintenance window ahead for the update from %s to %s", f.currentText(), f.targetStr)}
+	}
+	if open, ok := calendar.Open(f.in.Schedule.Windows, f.in.Now); ok {
+		return true, Decision{Action: ActionWait, Reason: "NotEnoughTimeLeft", RecheckAt: f.fit.Start,
+			Message: fmt.Sprintf("the window open until %s has %s left but the update needs %s; waiting for the window at %s to update from %s to %s",
+				stamp(open.End), open.End.Sub(f.in.Now), f.need, stamp(f.fit.Start), f.currentText(), f.targetStr)}
+	}
+	return true, Decision{Action: ActionWait, Reason: "OutsideWindow", RecheckAt: f.fit.Start,
+		Message: fmt.Sprintf("outside maintenance windows; waiting for the window at %s to update from %s to %s",
+			stamp(f.fit.Start), f.currentText(), f.targetStr)}
+}
+
+func (f *facts) currentText() string {
+	switch {
+	case f.in.Current == "":
+		return "the unknown current version"
+	case f.current == nil:
+		return fmt.Sprintf("the unrecognised current version %q", f.in.Current)
+	}
+	return f.current.String()
+}
+
+func (f *facts) scheduleProblem(reason string) string {
+	switch reason {
+	case ReasonScheduleMissing:
+		return "no maintenance schedule is saved beside the agent"
+	case ReasonScheduleUnreadable:
+		if err := f.in.Schedule.Err; err != nil {
+			return fmt.Sprintf("the maintenance schedule is unreadable (%v)", err)
+		}
+		return "the maintenance schedule is unreadable"
+	}
+	return fmt.Sprintf("the maintenance schedule has no window ahead that fits an update of %s", f.need)
+}
+
+// parseVersion parses a semantic version, tolerating a leading "v". The
+// strict parser is tried first because the lenient one runs a regular
+// expression, which dominated Decide's cost.
+func parseVersion(s string) *semver.Version {
+	if v, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v")); err == nil {
+		return v
+	}
+	v, err := semver.NewVersion(s)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

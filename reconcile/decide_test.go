@@ -1,0 +1,439 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/spec"
+)
+
+// fakeBounds admits versions at most its control plane's and at most one
+// major below it, like spec.ControlPlane's default rule.
+type fakeBounds struct{ cp *semver.Version }
+
+func bounds(cp string) fakeBounds { return fakeBounds{semver.MustParse(cp)} }
+
+func (b fakeBounds) Admits(version string) error {
+	cp := b.cp
+	v, err := semver.NewVersion(version)
+	if err != nil {
+		return err
+	}
+	if v.GreaterThan(cp) {
+		return fmt.Errorf("%s is above control plane version %s", v, cp)
+	}
+	if v.Major()+1 < cp.Major() {
+		return fmt.Errorf("%s is below %d.0.0", v, cp.Major()-1)
+	}
+	return nil
+}
+
+func TestDecide(t *testing.T) {
+	// The fake clock: a Tuesday afternoon. Windows are relative to it.
+	now := time.Date(2026, 6, 2, 14, 0, 0, 0, time.UTC)
+	h := func(n float64) time.Time { return now.Add(time.Duration(n * float64(time.Hour))) }
+	window := func(from, to float64) calendar.Interval { return calendar.Interval{Start: h(from), End: h(to)} }
+
+	// Outside any window; the next opens in 12h and lasts 4h.
+	outside := Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(-20, -16), window(12, 16)}}
+	// Inside a window with 2h left.
+	inside := Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(-1, 2), window(23, 27)}}
+	freezeStrict := &spec.Freeze{Name: "year-end", Start: h(-48), End: h(72)}
+	freezeLenient := &spec.Freeze{Name: "launch", Start: h(-48), End: h(72), AllowCritical: true}
+
+	// base is an agent on 17.1.0 offered 17.1.1, healthy, outside its windows.
+	base := func() DecisionInput {
+		return DecisionInput{
+			Now: now, Current: "17.1.0", Target: Target{Version: "v17.1.1"},
+			Critical: CriticalNo, Health: Healthy, Schedule: outside,
+			Bounds: bounds("17.2.3"),
+		}
+	}
+	tests := []struct {
+		scenario string
+		edit     func(in *DecisionInput)
+		action   Action
+		rule     string
+		reason   string
+		recheck  time.Time
+		message  string // a substring the message must contain
+	}{
+		// TargetUnknown
+		{
+			scenario: "a target that could not be fetched keeps the current version",
+			edit:     func(in *DecisionInput) { in.Target = Target{Err: errors.New("dial tcp: connection refused")} },
+			action:   ActionKeep, rule: RuleTargetUnknown, reason: "TargetFetchFailed",
+			message: "could not fetch the target version (dial tcp: connection refused); keeping 17.1.0",
+		},
+		{
+			scenario: "an unknown target beats an unhealthy agent and a critical flag",
+			edit: func(in *DecisionInput) {
+				in.Target = Target{Err: errors.New("timeout")}
+				in.Health, in.Critical = Unhealthy, CriticalYes
+			},
+			action: ActionKeep, rule: RuleTargetUnknown, reason: "TargetFetchFailed",
+		},
+		{
+			scenario: "an empty target keeps the current version",
+			edit:     func(in *DecisionInput) { in.Target = Target{} },
+			action:   ActionKeep, rule: RuleTargetUnknown, reason: "TargetEmpty",
+		},
+		{
+			scenario: "a target that is not a version keeps the current version",
+			edit:     func(in *DecisionInput) { in.Target = Target{Version: "latest"} },
+			action:   ActionKeep, rule: RuleTargetUnknown, reason: "TargetNotSemver",
+			message: `the target "latest" is not a semantic version`,
+		},
+		// UpToDate
+		{
+			scenario: "a channel offering none leaves the agent alone, even when unhealthy",
+			edit:     func(in *DecisionInput) { in.Target, in.Health = Target{Version: spec.NoVersion}, Unhealthy },
+			action:   ActionNothing, rule: RuleUpToDate, reason: "NoVersionOffered",
+		},
+		{
+			scenario: "an agent on the target has nothing to do, a leading v notwithstanding",
+			edit:     func(in *DecisionInput) { in.Current = "17.1.1" },
+			action:   ActionNothing, rule: RuleUpToDate, reason: "AlreadyOnTarget",
+			message: "already running the target 17.1.1",
+		},
+		{
+			scenario: "an agent on the target has nothing to do even when critical and unhealthy",
+			edit:     func(in *DecisionInput) { in.Current, in.Critical, in.Health = "v17.1.1", CriticalYes, Unhealthy },
+			action:   ActionNothing, rule: RuleUpToDate, reason: "AlreadyOnTarget",
+		},
+		{
+			scenario: "a release candidate of the target is not the target",
+			edit:     func(in *DecisionInput) { in.Current, in.Schedule = "v17.1.1-rc.1", inside },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: "updating from 17.1.1-rc.1 to 17.1.1",
+		},
+		// Skipped
+		{
+			scenario: "a skipped target keeps the current version until the target changes",
+			edit:     func(in *DecisionInput) { in.Skipped = []string{"17.0.9", "v17.1.1"} },
+			action:   ActionKeep, rule: RuleSkipped, reason: "TargetSkipped",
+			message: "target 17.1.1 was skipped after a failed rollout; keeping 17.1.0 until the channel offers another version",
+		},
+		{
+			scenario: "the skip list beats a critical update",
+			edit:     func(in *DecisionInput) { in.Skipped, in.Critical = []string{"17.1.1"}, CriticalYes },
+			action:   ActionKeep, rule: RuleSkipped, reason: "TargetSkipped",
+		},
+		{
+			scenario: "a skip list naming other versions does not hold the target back",
+			edit:     func(in *DecisionInput) { in.Skipped, in.Schedule = []string{"17.1.2", "garbage"}, inside },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		// ControlPlaneBounds
+		{
+			scenario: "a target above the control plane is refused",
+			edit:     func(in *DecisionInput) { in.Target = Target{Version: "17.3.0"} },
+			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
+			message: "target 17.3.0 is outside the control plane's bounds (17.3.0 is above control plane version 17.2.3); keeping 17.1.0",
+		},
+		{
+			scenario: "the control-plane bounds beat an unhealthy agent",
+			edit:     func(in *DecisionInput) { in.Target, in.Health = Target{Version: "15.4.0"}, Unhealthy },
+			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
+			message: "15.4.0 is below 16.0.0",
+		},
+		{
+			scenario: "the control-plane bounds beat a critical update",
+			edit:     func(in *DecisionInput) { in.Target, in.Critical = Target{Version: "18.0.0"}, CriticalYes },
+			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
+		},
+		{
+			scenario: "unknown control-plane bounds are not checked",
+			edit: func(in *DecisionInput) {
+				in.Target, in.Bounds, in.Schedule = Target{Version: "18.0.0"}, nil, inside
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		// Critical
+		{
+			scenario: "a critical update outside the window is applied at once",
+			edit:     func(in *DecisionInput) { in.Critical = CriticalYes },
+			action:   ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
+			message: "critical update from 17.1.0 to 17.1.1, applied at once",
+		},
+		{
+			scenario: "a critical update inside a freeze that forbids it waits until the freeze ends",
+			edit:     func(in *DecisionInput) { in.Critical, in.Freeze = CriticalYes, freezeStrict },
+			action:   ActionWait, rule: RuleCritical, reason: "CriticalHeldByFreeze", recheck: h(72),
+			message: `held by freeze "year-end", which does not allow critical updates, until 2026-06-05T14:00:00Z`,
+		},
+		{
+			scenario: "a critical update inside a freeze that allows it is applied at once",
+			edit:     func(in *DecisionInput) { in.Critical, in.Freeze = CriticalYes, freezeLenient },
+			action:   ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
+		},
+		{
+			scenario: "a critical update held by a freeze still beats an unhealthy agent",
+			edit:     func(in *DecisionInput) { in.Critical, in.Freeze, in.Health = CriticalYes, freezeStrict, Unhealthy },
+			action:   ActionWait, rule: RuleCritical, reason: "CriticalHeldByFreeze", recheck: h(72),
+		},
+		{
+			scenario: "a critical update with a schedule missing is applied at once, without waiting for checks",
+			edit:     func(in *DecisionInput) { in.Critical, in.Schedule = CriticalYes, Schedule{} },
+			action:   ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
+		},
+		{
+			scenario: "an unknown critical flag counts as not critical",
+			edit:     func(in *DecisionInput) { in.Critical = CriticalUnknown },
+			action:   ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(12),
+		},
+		// Unhealthy
+		{
+			scenario: "an unhealthy agent outside its window is updated at once",
+			edit:     func(in *DecisionInput) { in.Health = Unhealthy },
+			action:   ActionUpdate, rule: RuleUnhealthy, reason: "AgentUnhealthy",
+			message: "agent is unhealthy; updating from 17.1.0 to 17.1.1 at once",
+		},
+		{
+			scenario: "an unhealthy agent is updated during a freeze, since restarting it cuts nothing",
+			edit:     func(in *DecisionInput) { in.Health, in.Freeze = Unhealthy, freezeStrict },
+			action:   ActionUpdate, rule: RuleUnhealthy, reason: "AgentUnhealthy",
+		},
+		{
+			scenario: "an agent of unknown health counts as healthy",
+			edit:     func(in *DecisionInput) { in.Health = HealthUnknown },
+			action:   ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(12),
+		},
+		// Frozen
+		{
+			scenario: "a healthy agent inside a freeze waits for it to end, even inside a window",
+			edit:     func(in *DecisionInput) { in.Freeze, in.Schedule = freezeLenient, inside },
+			action:   ActionWait, rule: RuleFrozen, reason: "InFreeze", recheck: h(72),
+			message: `update from 17.1.0 to 17.1.1 waits for freeze "launch" to end at 2026-06-05T14:00:00Z`,
+		},
+		{
+			scenario: "a freeze longer than the schedule's horizon does not count as no window ahead",
+			edit: func(in *DecisionInput) {
+				in.Freeze = freezeStrict
+				in.Schedule = Schedule{State: ScheduleLoaded}
+				in.UnusableChecks = 5
+			},
+			action: ActionWait, rule: RuleFrozen, reason: "InFreeze", recheck: h(72),
+		},
+		{
+			scenario: "a freeze that does not contain now is ignored",
+			edit: func(in *DecisionInput) {
+				in.Freeze = &spec.Freeze{Name: "past", Start: h(-72), End: h(-24)}
+				in.Schedule = inside
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		// ScheduleUnusable
+		{
+			scenario: "a missing schedule on the first check waits a short while",
+			edit:     func(in *DecisionInput) { in.Schedule = Schedule{} },
+			action:   ActionWait, rule: RuleScheduleUnusable, reason: ReasonScheduleMissing, recheck: now.Add(time.Minute),
+			message: "no maintenance schedule is saved beside the agent (check 1 of 2 before updating at once); checking again at 2026-06-02T14:01:00Z",
+		},
+		{
+			scenario: "a missing schedule on the second consecutive check updates at once",
+			edit:     func(in *DecisionInput) { in.Schedule, in.UnusableChecks = Schedule{}, 1 },
+			action:   ActionUpdate, rule: RuleScheduleUnusable, reason: ReasonScheduleMissing,
+			message: "no maintenance schedule is saved beside the agent for 2 consecutive checks; treating the agent as unhealthy and updating from 17.1.0 to 17.1.1",
+		},
+		{
+			scenario: "an unreadable schedule names its error and honours a custom threshold and recheck",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleUnreadable, Err: errors.New("schedule:2: want two unix times")}
+				in.UnusableChecks, in.UnusableThreshold, in.ScheduleRecheck = 1, 3, 30*time.Second
+			},
+			action: ActionWait, rule: RuleScheduleUnusable, reason: ReasonScheduleUnreadable, recheck: now.Add(30 * time.Second),
+			message: "the maintenance schedule is unreadable (schedule:2: want two unix times) (check 2 of 3",
+		},
+		{
+			scenario: "an unreadable schedule at the custom threshold updates at once",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleUnreadable}
+				in.UnusableChecks, in.UnusableThreshold = 2, 3
+			},
+			action: ActionUpdate, rule: RuleScheduleUnusable, reason: ReasonScheduleUnreadable,
+		},
+		{
+			scenario: "a schedule whose windows are all past has no window ahead",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(-30, -26), window(-6, -2)}}
+				in.UnusableChecks = 1
+			},
+			action: ActionUpdate, rule: RuleScheduleUnusable, reason: ReasonNoWindowAhead,
+			message: "the maintenance schedule has no window ahead that fits an update of 15m0s for 2 consecutive checks",
+		},
+		{
+			scenario: "a schedule whose windows are all shorter than the update has no window ahead",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(1, 1.25), window(25, 25.25)}}
+				in.UpdateDuration = 20 * time.Minute
+			},
+			action: ActionWait, rule: RuleScheduleUnusable, reason: ReasonNoWindowAhead, recheck: now.Add(time.Minute),
+		},
+		{
+			scenario: "an unhealthy agent with a missing schedule updates without waiting for more checks",
+			edit:     func(in *DecisionInput) { in.Schedule, in.Health = Schedule{}, Unhealthy },
+			action:   ActionUpdate, rule: RuleUnhealthy, reason: "AgentUnhealthy",
+		},
+		// InWindow
+		{
+			scenario: "inside a window with enough time left the update is applied",
+			edit:     func(in *DecisionInput) { in.Schedule = inside },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: "inside the maintenance window until 2026-06-02T16:00:00Z (2h0m0s left, the update needs 15m0s); updating from 17.1.0 to 17.1.1",
+		},
+		{
+			scenario: "inside a window with exactly the update duration left the update is applied",
+			edit:     func(in *DecisionInput) { in.Schedule, in.UpdateDuration = inside, 2*time.Hour },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		{
+			scenario: "at the very start of a window the update is applied",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(0, 1)}}
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		{
+			scenario: "an agent of unknown version inside a window is updated",
+			edit:     func(in *DecisionInput) { in.Current, in.Schedule = "", inside },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: "updating from the unknown current version to 17.1.1",
+		},
+		{
+			scenario: "an agent with an unrecognised version inside a window is updated",
+			edit:     func(in *DecisionInput) { in.Current, in.Schedule = "17.1.1-dirty+", inside },
+			action:   ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: `from the unrecognised current version "17.1.1-dirty+" to 17.1.1`,
+		},
+		{
+			scenario: "a lower target rolls the agent back inside a window",
+			edit: func(in *DecisionInput) {
+				in.Current, in.Target, in.Schedule = "17.2.0", Target{Version: "17.1.1"}, inside
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: "updating from 17.2.0 to 17.1.1",
+		},
+		// WaitForWindow
+		{
+			scenario: "outside the window a healthy agent waits for the next window's start",
+			action:   ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(12),
+			message: "outside maintenance windows; waiting for the window at 2026-06-03T02:00:00Z to update from 17.1.0 to 17.1.1",
+		},
+		{
+			scenario: "inside a window with too little time left the agent waits for the next window",
+			edit:     func(in *DecisionInput) { in.Schedule, in.UpdateDuration = inside, 3*time.Hour },
+			action:   ActionWait, rule: RuleWaitForWindow, reason: "NotEnoughTimeLeft", recheck: h(23),
+			message: "the window open until 2026-06-02T16:00:00Z has 2h0m0s left but the update needs 3h0m0s; waiting for the window at 2026-06-03T13:00:00Z",
+		},
+		{
+			scenario: "a next window too short for the update is passed over for a longer one",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(1, 1.25), window(5, 9)}}
+				in.UpdateDuration = 30 * time.Minute
+			},
+			action: ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(5),
+		},
+		{
+			scenario: "the default update duration applies when none is given",
+			edit: func(in *DecisionInput) {
+				in.Schedule = Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{window(-1, 0.2), window(5, 9)}}
+			},
+			action: ActionWait, rule: RuleWaitForWindow, reason: "NotEnoughTimeLeft", recheck: h(5),
+			message: "has 12m0s left but the update needs 15m0s",
+		},
+	}
+	seen := map[string]bool{}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			in := base()
+			if tc.edit != nil {
+				tc.edit(&in)
+			}
+			d := Decide(in)
+			seen[d.Rule] = true
+			if d.Action != tc.action || d.Rule != tc.rule || d.Reason != tc.reason {
+				t.Fatalf("got %s by %s (%s): %s\nwant %s by %s (%s)", d.Action, d.Rule, d.Reason, d.Message, tc.action, tc.rule, tc.reason)
+			}
+			if !d.RecheckAt.Equal(tc.recheck) {
+				t.Errorf("RecheckAt = %v, want %v", d.RecheckAt, tc.recheck)
+			}
+			if !strings.Contains(d.Message, tc.message) {
+				t.Errorf("message %q\ndoes not contain %q", d.Message, tc.message)
+			}
+			if d.Message == "" {
+				t.Errorf("empty message")
+			}
+		})
+	}
+	for _, name := range RuleNames() {
+		if !seen[name] {
+			t.Errorf("no scenario settles by rule %s", name)
+		}
+	}
+}
+
+// TestScheduleUnusable is what updaters use to count consecutive checks.
+func TestScheduleUnusable(t *testing.T) {
+	now := time.Date(2026, 6, 2, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		scenario string
+		s        Schedule
+		want     string
+	}{
+		{"a zero schedule is missing", Schedule{}, ReasonScheduleMissing},
+		{"an unreadable schedule is unusable", Schedule{State: ScheduleUnreadable}, ReasonScheduleUnreadable},
+		{"a loaded schedule without windows has no window ahead", Schedule{State: ScheduleLoaded}, ReasonNoWindowAhead},
+		{"a loaded schedule with a window that fits is usable",
+			Schedule{State: ScheduleLoaded, Windows: []calendar.Interval{{Start: now.Add(time.Hour), End: now.Add(2 * time.Hour)}}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			reason, bad := tc.s.Unusable(now, 15*time.Minute)
+			if reason != tc.want || bad != (tc.want != "") {
+				t.Fatalf("got %q, %v; want %q", reason, bad, tc.want)
+			}
+		})
+	}
+}
+
+func TestRuleNamesAreInChainOrder(t *testing.T) {
+	want := []string{RuleTargetUnknown, RuleUpToDate, RuleSkipped, RuleControlPlane, RuleCritical,
+		RuleUnhealthy, RuleFrozen, RuleScheduleUnusable, RuleInWindow, RuleWaitForWindow}
+	if got := RuleNames(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// BenchmarkDecide runs the whole chain to its last rule with a 14-day schedule
+// from calendar.Windows, the common case on every updater pass.
+func BenchmarkDecide(b *testing.B) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 6, 2, 14, 0, 0, 0, time.UTC)
+	g := &spec.Group{Name: "eu-prod", Timezone: "Europe/Berlin", Location: loc, Windows: []spec.Window{
+		{Days: []time.Weekday{time.Tuesday, time.Thursday}, Start: 2 * time.Hour, Duration: 4 * time.Hour},
+		{Start: 23*time.Hour + 30*time.Minute, Duration: time.Hour},
+		{Days: []time.Weekday{time.Saturday, time.Sunday}, Start: 10 * time.Hour, Duration: 6 * time.Hour},
+	}}
+	in := DecisionInput{
+		Now: now, Current: "17.1.0", Target: Target{Version: "v17.1.1"}, Critical: CriticalNo, Health: Healthy,
+		Schedule: Schedule{State: ScheduleLoaded, Windows: calendar.Windows(g, now, 14*24*time.Hour)},
+		Skipped:  []string{"17.0.9"}, Bounds: bounds("17.2.3"),
+	}
+	if d := Decide(in); d.Rule != RuleWaitForWindow {
+		b.Fatalf("benchmark input settles by %s, want %s", d.Rule, RuleWaitForWindow)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Decide(in)
+	}
+}
