@@ -1,0 +1,39 @@
+package repos
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Server serves a folder over HTTP on 127.0.0.1.
+type Server struct {
+	URL string // http://127.0.0.1:PORT/
+	srv *http.Server
+}
+
+// Serve starts serving dir on a free loopback port.
+func Serve(dir string) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		URL: "http://" + ln.Addr().String() + "/",
+		srv: &http.Server{
+			Handler:           http.FileServer(http.Dir(dir)),
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      time.Minute,
+		},
+	}
+	go func() { _ = s.srv.Serve(ln) }() // returns ErrServerClosed on Close
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
