@@ -327,14 +327,12 @@ func outsideBounds(f *facts) (bool, Decision) {
 	return false, Decision{}
 }
 
+// critical updates at once, unless a freeze forbids critical updates: then
+// it passes, so that an unhealthy agent is still updated and a healthy one
+// waits in the frozen rule.
 func critical(f *facts) (bool, Decision) {
-	if f.in.Critical != CriticalYes {
+	if f.in.Critical != CriticalYes || f.heldByFreeze() {
 		return false, Decision{}
-	}
-	if fz := f.freeze; fz != nil && !fz.AllowCritical {
-		return true, Decision{Action: ActionWait, Reason: "CriticalHeldByFreeze", RecheckAt: fz.End,
-			Message: fmt.Sprintf("critical update to %s held by freeze %q, which does not allow critical updates, until %s",
-				f.targetStr, fz.Name, stamp(fz.End))}
 	}
 	return true, Decision{Action: ActionUpdate, Reason: "CriticalUpdate",
 		Message: fmt.Sprintf("critical update from %s to %s, applied at once", f.currentText(), f.targetStr)}
@@ -358,8 +356,19 @@ func frozen(f *facts) (bool, Decision) {
 	if fz == nil {
 		return false, Decision{}
 	}
+	if f.heldByFreeze() {
+		return true, Decision{Action: ActionWait, Reason: "CriticalHeldByFreeze", RecheckAt: fz.End,
+			Message: fmt.Sprintf("critical update from %s to %s held by freeze %q, which does not allow critical updates, until %s",
+				f.currentText(), f.targetStr, fz.Name, stamp(fz.End))}
+	}
 	return true, Decision{Action: ActionWait, Reason: "InFreeze", RecheckAt: fz.End,
 		Message: fmt.Sprintf("update from %s to %s waits for freeze %q to end at %s", f.currentText(), f.targetStr, fz.Name, stamp(fz.End))}
+}
+
+// heldByFreeze: the update is critical but the freeze in effect forbids
+// critical updates.
+func (f *facts) heldByFreeze() bool {
+	return f.in.Critical == CriticalYes && f.freeze != nil && !f.freeze.AllowCritical
 }
 
 // scheduleUnusable treats an agent without a usable schedule as unhealthy

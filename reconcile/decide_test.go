@@ -164,9 +164,9 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			scenario: "a critical update inside a freeze that forbids it waits until the freeze ends",
-			edit:     func(in *DecisionInput) { in.Critical, in.Freeze = CriticalYes, freezeStrict },
-			action:   ActionWait, rule: RuleCritical, reason: "CriticalHeldByFreeze", recheck: h(72),
-			message: `held by freeze "year-end", which does not allow critical updates, until 2026-06-05T14:00:00Z`,
+			edit:     func(in *DecisionInput) { in.Critical, in.Freeze, in.Schedule = CriticalYes, freezeStrict, Schedule{} },
+			action:   ActionWait, rule: RuleFrozen, reason: "CriticalHeldByFreeze", recheck: h(72),
+			message: `critical update from 17.1.0 to 17.1.1 held by freeze "year-end", which does not allow critical updates, until 2026-06-05T14:00:00Z`,
 		},
 		{
 			scenario: "a critical update inside a freeze that allows it is applied at once",
@@ -174,9 +174,9 @@ func TestDecide(t *testing.T) {
 			action:   ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
 		},
 		{
-			scenario: "a critical update held by a freeze still beats an unhealthy agent",
+			scenario: "an unhealthy agent is updated even when a freeze holds back its critical update",
 			edit:     func(in *DecisionInput) { in.Critical, in.Freeze, in.Health = CriticalYes, freezeStrict, Unhealthy },
-			action:   ActionWait, rule: RuleCritical, reason: "CriticalHeldByFreeze", recheck: h(72),
+			action:   ActionUpdate, rule: RuleUnhealthy, reason: "AgentUnhealthy",
 		},
 		{
 			scenario: "a critical update with a schedule missing is applied at once, without waiting for checks",
