@@ -67,9 +67,10 @@ func Windows(g *spec.Group, from time.Time, horizon time.Duration) []Interval {
 	loc := location(g)
 	to := from.Add(horizon)
 
-	// An occurrence open at from started at most the longest duration before
-	// it; one more day of slack covers a start pushed later by a DST gap and
-	// the difference between elapsed and wall-clock days.
+	// Local days whose occurrences can overlap the range: an occurrence open
+	// at from started less than the longest duration before it, on its day
+	// or (for starts of 24h or more) days before; one more day covers a
+	// start that a DST gap pushed past midnight.
 	var longest, maxStart, minStart time.Duration
 	for i, w := range g.Windows {
 		longest = max(longest, w.Duration)
@@ -80,7 +81,7 @@ func Windows(g *spec.Group, from time.Time, horizon time.Duration) []Interval {
 			minStart = w.Start
 		}
 	}
-	first := civilDate(from.Add(-longest), loc).AddDate(0, 0, -1-daysCeil(maxStart))
+	first := civilDate(from.Add(-longest), loc).AddDate(0, 0, -1-daysFloor(maxStart))
 	last := civilDate(to, loc).AddDate(0, 0, daysCeil(-minStart))
 
 	out := make([]Interval, 0, (int(last.Sub(first)/(24*time.Hour))+1)*len(g.Windows))
@@ -217,6 +218,14 @@ func daysCeil(d time.Duration) int {
 	return int((d + 24*time.Hour - 1) / (24 * time.Hour))
 }
 
+// daysFloor is the number of whole days in d (0 for d <= 0).
+func daysFloor(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(d / (24 * time.Hour))
+}
+
 // zonePeriod is a span [start, end) of constant UTC offset in a location;
 // zero start or end means unbounded.
 type zonePeriod struct {
@@ -286,8 +295,9 @@ func merge(ivs []Interval) []Interval {
 // cut removes [from, to) from the sorted, disjoint ivs, keeping the parts of
 // each interval before and after it.
 func cut(ivs []Interval, from, to time.Time) []Interval {
-	if !to.After(from) {
-		return ivs
+	i := firstEndingAfter(ivs, from)
+	if !to.After(from) || i == len(ivs) || !ivs[i].Start.Before(to) {
+		return ivs // nothing to cut: the common case, without copying
 	}
 	out := ivs[:0:0]
 	for _, iv := range ivs {

@@ -166,6 +166,12 @@ func TestWindows(t *testing.T) {
 			want: []string{"2026-06-01T00:00:00Z/2026-06-08T00:00:00Z"},
 		},
 		{
+			scenario: "a whole-week window that opened late the day a week before is still found",
+			tz:       "Europe/Berlin", windows: []string{"Mon 23:00 168h"},
+			from: "2026-06-08T20:59:00Z", horizon: time.Minute,
+			want: []string{"2026-06-01T21:00:00Z/2026-06-08T21:00:00Z"},
+		},
+		{
 			scenario: "overlapping windows are merged",
 			tz:       "UTC", windows: []string{"* 02:00 3h", "Mon 04:00 2h"},
 			from: "2026-06-01T00:00:00Z", horizon: day,
@@ -209,6 +215,17 @@ func TestWindows(t *testing.T) {
 			freezes: []spec.Freeze{{Name: "f", Start: at("2026-06-01T01:00:00Z"), End: at("2026-06-01T03:00:00Z")}},
 			from:    "2026-06-01T00:00:00Z", horizon: 12 * time.Hour,
 			want: []string{"2026-06-01T03:00:00Z/2026-06-01T06:00:00Z"},
+		},
+		{
+			scenario: "freezes that only touch a window or lie outside the range change nothing",
+			tz:       "UTC", windows: []string{"* 02:00 4h"},
+			freezes: []spec.Freeze{
+				{Name: "before", Start: at("2026-05-01T00:00:00Z"), End: at("2026-06-01T02:00:00Z")},
+				{Name: "after", Start: at("2026-06-01T06:00:00Z"), End: at("2026-06-02T02:00:00Z")},
+				{Name: "empty", Start: at("2026-06-01T04:00:00Z"), End: at("2026-06-01T04:00:00Z")},
+			},
+			from: "2026-06-01T00:00:00Z", horizon: 12 * time.Hour,
+			want: []string{"2026-06-01T02:00:00Z/2026-06-01T06:00:00Z"},
 		},
 		{
 			scenario: "a freeze over the only window in range leaves nothing",
