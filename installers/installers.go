@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -171,4 +172,33 @@ func lineAt(s string, i int) string {
 		line = line[:max] + "..."
 	}
 	return line
+}
+
+// CommandError builds the *Error for a failed command: it classifies output
+// with rules and fills in the reason, the line showing it and the next step.
+func CommandError(op string, argv []string, exitCode int, output string, runErr error, rules []Rule) *Error {
+	e := &Error{Op: op, Argv: argv, ExitCode: exitCode, Output: output, Err: runErr}
+	if r, line := Classify(rules, output); r.Name != "" {
+		e.Reason, e.Detail, e.Next = r.Reason, line, r.Next
+	}
+	return e
+}
+
+// VerifyInstalled reads the installed version of pkg back and returns an
+// error wrapping ErrReadBack unless it is want: exit codes lie.
+func VerifyInstalled(ctx context.Context, i Installer, pkg, want, op string) error {
+	got, ok, err := i.Installed(ctx, pkg)
+	if err != nil {
+		return fmt.Errorf("%s: reading back the installed version of %s: %w", i.Name(), pkg, err)
+	}
+	if !ok || got != want {
+		if !ok {
+			got = "nothing"
+		}
+		return &Error{Op: op, ExitCode: 0, Reason: ErrReadBack,
+			Detail: fmt.Sprintf("%s reports %s %s installed, want %s", i.Name(), pkg, got, want),
+			Next:   "inspect the package manager's log; the package may be held, pinned, excluded or replaced by another package"}
+	}
+	slog.Info("package installed", "installer", i.Name(), "package", pkg, "version", got)
+	return nil
 }

@@ -4,27 +4,16 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func requireTools(t *testing.T, names ...string) {
-	t.Helper()
-	if missing := MissingTools(names...); len(missing) > 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("missing tools %v under CI: install the packages in e2e/hostdeps/debian-packages.txt", missing)
-		}
-		t.Skipf("missing tools %v: apt-get install $(cat e2e/hostdeps/debian-packages.txt)", missing)
-	}
-}
-
 // TestSignedRepositories builds both repository kinds and checks their
 // signatures with the verifiers the package managers use (gpgv, rpm -K).
 func TestSignedRepositories(t *testing.T) {
-	requireTools(t, append(Tools, "gpgv", "rpm")...)
+	RequireTools(t, append(Tools, "gpgv", "rpm")...)
 	ctx := context.Background()
 	dir := t.TempDir()
 	f, err := BuildFixture(ctx, dir, FixtureOptions{Versions: []string{"1.0.0", "1.1.0"}, Deb: true, RPM: true})
