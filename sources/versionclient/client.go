@@ -1,0 +1,469 @@
+// Package versionclient is the updater's client of a version server: it asks
+// for a channel's target version and critical flag (Teleport's protocol, so
+// it also talks to Teleport's proxies) and for a group's maintenance windows
+// (upkeep's JSON API), and parses every answer strictly, so a captive
+// portal's page or a proxy's error page is an error, never a version.
+//
+// # Base URL
+//
+// New takes the server's base URL in one of three forms:
+//
+//   - a server root, https://upkeep.example.com: channels are asked at
+//     /v1/webapi/automaticupgrades/channel/<channel>/{version,critical};
+//   - a URL already ending in that prefix, as Teleport's updaters are
+//     configured (https://proxy.example.com/v1/webapi/automaticupgrades/channel):
+//     <channel>/{version,critical} is appended;
+//   - a URL ending in /v1, the plain form (https://updates.example.com/v1):
+//     /<channel>/{version,critical} is appended.
+//
+// Group schedules are always asked at <root>/v1/groups/<group>/schedule,
+// where root is the base URL without either suffix.
+//
+// # Transport rules
+//
+// HTTPS is required unless the host is a loopback address (127.0.0.0/8, ::1,
+// localhost); redirects follow the same rule. Every request has a timeout
+// (10 s unless configured) and every body is bounded: 4 KiB for version and
+// critical, 1 MiB for schedules. A larger body is an error, not truncated.
+package versionclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/Masterminds/semver/v3"
+
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
+)
+
+// Body limits. A body over its limit is refused.
+const (
+	MaxVersionBody  = 4 << 10
+	MaxScheduleBody = schedule.MaxFileSize
+)
+
+// DefaultTimeout bounds one request, from dialing to the end of the body.
+const DefaultTimeout = 10 * time.Second
+
+// Path prefixes of the two channel URL forms.
+const (
+	teleportPrefix = "/v1/webapi/automaticupgrades/channel"
+	plainPrefix    = "/v1"
+)
+
+// Options configure a Client. The zero value is valid.
+type Options struct {
+	// Timeout bounds each request; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Token, when set, is sent as "Authorization: Bearer <Token>". It never
+	// appears in errors or String.
+	Token string
+	// CAFile is a PEM bundle of the certificate authorities to trust instead
+	// of the system's, for a server on a private PKI.
+	CAFile string
+	// Version is upkeep's own version, sent as User-Agent
+	// "upkeep-agent/<Version>" ("devel" when empty).
+	Version string
+}
+
+// Client asks one version server. It is safe for concurrent use.
+type Client struct {
+	root        *url.URL // scheme, host and root path (no trailing slash)
+	channelBase string   // escaped path under which "<channel>/version" lives
+	http        *http.Client
+	token       string
+	userAgent   string
+}
+
+// Target is what a channel offers.
+type Target struct {
+	// Version is the semver the channel serves, without a leading "v"; ""
+	// when None.
+	Version string
+	// None is true when the server answered "none": the channel offers no
+	// version, and the agent should stay where it is.
+	None bool
+}
+
+// New checks baseURL and builds a client. It refuses plain http:// to any
+// host but loopback, credentials inside the URL, query strings and
+// fragments, and an unreadable or empty CAFile.
+func New(baseURL string, o Options) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("version server URL %q: %w", redactURL(baseURL), err)
+	}
+	if err := checkURL(u); err != nil {
+		return nil, fmt.Errorf("version server URL %q: %w", redactURL(baseURL), err)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("version server URL %q carries credentials; pass a token with the token option instead", redactURL(baseURL))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("version server URL %q: a base URL takes no query or fragment", safeURL(u))
+	}
+
+	path := strings.TrimRight(u.EscapedPath(), "/")
+	root := *u
+	root.RawQuery, root.Fragment = "", ""
+	var channelBase string
+	switch {
+	case strings.HasSuffix(path, teleportPrefix):
+		channelBase = path
+		path = strings.TrimSuffix(path, teleportPrefix)
+	case strings.HasSuffix(path, plainPrefix):
+		channelBase = path
+		path = strings.TrimSuffix(path, plainPrefix)
+	default:
+		channelBase = path + teleportPrefix
+	}
+	if err := setEscapedPath(&root, path); err != nil {
+		return nil, fmt.Errorf("version server URL %q: %w", safeURL(u), err)
+	}
+
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("version server timeout %s is negative", timeout)
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pool, err := loadCAFile(o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	tr.ResponseHeaderTimeout = timeout
+
+	version := o.Version
+	if version == "" {
+		version = "devel"
+	}
+	c := &Client{
+		root:        &root,
+		channelBase: channelBase,
+		token:       o.Token,
+		userAgent:   "upkeep-agent/" + version,
+	}
+	c.http = &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("stopped after 5 redirects")
+			}
+			if err := checkURL(req.URL); err != nil {
+				return fmt.Errorf("redirect to %s refused: %w", safeURL(req.URL), err)
+			}
+			return nil
+		},
+	}
+	return c, nil
+}
+
+// String names the server without credentials.
+func (c *Client) String() string { return safeURL(c.root) }
+
+// Target asks which version channel offers. The body, trimmed of spaces and
+// newlines, must be "none" or a strict semver with an optional leading "v".
+func (c *Client) Target(ctx context.Context, channel string) (Target, error) {
+	u, err := c.channelURL(channel, "version")
+	if err != nil {
+		return Target{}, err
+	}
+	body, err := c.get(ctx, u, "text/plain", MaxVersionBody)
+	if err != nil {
+		return Target{}, err
+	}
+	t, err := ParseVersion(body)
+	if err != nil {
+		return Target{}, fmt.Errorf("GET %s: %w", safeURL(u), err)
+	}
+	return t, nil
+}
+
+// Critical asks whether channel's update is critical. The body, trimmed,
+// must be yes, true, no or false in any case.
+func (c *Client) Critical(ctx context.Context, channel string) (bool, error) {
+	u, err := c.channelURL(channel, "critical")
+	if err != nil {
+		return false, err
+	}
+	body, err := c.get(ctx, u, "text/plain", MaxVersionBody)
+	if err != nil {
+		return false, err
+	}
+	crit, err := ParseCritical(body)
+	if err != nil {
+		return false, fmt.Errorf("GET %s: %w", safeURL(u), err)
+	}
+	return crit, nil
+}
+
+// Schedule asks for group's maintenance windows, as the server computed
+// them (JSON {"windows":[{"start":..,"stop":..}]}, see schedule.ParseJSON).
+func (c *Client) Schedule(ctx context.Context, group string) ([]calendar.Interval, error) {
+	seg, err := escapeSegments(group, "group")
+	if err != nil {
+		return nil, err
+	}
+	u := *c.root
+	if err := setEscapedPath(&u, u.EscapedPath()+"/v1/groups/"+seg+"/schedule"); err != nil {
+		return nil, err
+	}
+	body, err := c.get(ctx, &u, "application/json", MaxScheduleBody)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := schedule.ParseJSON(body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: not a schedule: %w (body starts %s)", safeURL(&u), err, bodyPrefix(body))
+	}
+	return ws, nil
+}
+
+func (c *Client) channelURL(channel, leaf string) (*url.URL, error) {
+	seg, err := escapeSegments(channel, "channel")
+	if err != nil {
+		return nil, err
+	}
+	u := *c.root
+	if err := setEscapedPath(&u, c.channelBase+"/"+seg+"/"+leaf); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// get fetches u and returns its body when the status is 200 and the body
+// fits in limit bytes.
+func (c *Client) get(ctx context.Context, u *url.URL, accept string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		err = c.scrub(unwrapURLError(err))
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			return nil, fmt.Errorf("GET %s: %w (if the server uses a private CA, point the CA file option at its certificate)", safeURL(u), err)
+		}
+		return nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: reading the body: %w", safeURL(u), c.scrub(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		hint := ""
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			hint = " (check the channel or group name and the server URL)"
+		case http.StatusUnauthorized, http.StatusForbidden:
+			hint = " (check the token)"
+		}
+		return nil, fmt.Errorf("GET %s: status %s%s, body starts %s", safeURL(u), resp.Status, hint, bodyPrefix(body))
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("GET %s: body is larger than %d bytes, which no valid answer is; is a proxy answering? body starts %s",
+			safeURL(u), limit, bodyPrefix(body))
+	}
+	return body, nil
+}
+
+// scrub removes the token from an error's text, in case a transport echoes
+// a header.
+func (c *Client) scrub(err error) error {
+	if c.token == "" || !strings.Contains(err.Error(), c.token) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), c.token, "[token]"))
+}
+
+// unwrapURLError drops *url.Error's "Get "<url>":" prefix; callers name the
+// URL themselves (redacted).
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("timed out: %w", ue.Err)
+		}
+		return ue.Err
+	}
+	return err
+}
+
+// ParseVersion reads a version body: trimmed of white space, "none" means no
+// version; otherwise an optional "v" then a strict semver
+// (MAJOR.MINOR.PATCH with optional -prerelease and +build).
+func ParseVersion(body []byte) (Target, error) {
+	s := strings.TrimSpace(string(body))
+	if s == "none" {
+		return Target{None: true}, nil
+	}
+	if s == "" {
+		return Target{}, errors.New(`empty version body, want "v<semver>" or "none"`)
+	}
+	v, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
+	if err != nil {
+		return Target{}, fmt.Errorf(`not a version: body starts %s, want "v<semver>" or "none" (%v)`, bodyPrefix(body), err)
+	}
+	return Target{Version: v.String()}, nil
+}
+
+// ParseCritical reads a critical body: yes/true or no/false in any case,
+// surrounding white space ignored.
+func ParseCritical(body []byte) (bool, error) {
+	s := strings.TrimSpace(string(body))
+	switch {
+	case strings.EqualFold(s, "yes"), strings.EqualFold(s, "true"):
+		return true, nil
+	case strings.EqualFold(s, "no"), strings.EqualFold(s, "false"):
+		return false, nil
+	}
+	return false, fmt.Errorf(`not a critical flag: body starts %s, want "yes" or "no"`, bodyPrefix(body))
+}
+
+// bodyPrefix quotes the first bytes of a body for an error: at most 64
+// bytes, cut at a rune boundary, non-printable and non-ASCII escaped, so a
+// hostile body cannot forge log lines or flood a terminal.
+func bodyPrefix(body []byte) string {
+	const max = 64
+	if len(body) == 0 {
+		return `"" (empty)`
+	}
+	cut := len(body)
+	if cut > max {
+		cut = max
+		for cut > 0 && !utf8.RuneStart(body[cut]) {
+			cut--
+		}
+	}
+	q := fmt.Sprintf("%+q", body[:cut])
+	if cut < len(body) {
+		q += fmt.Sprintf(" (%d bytes in all)", len(body))
+	}
+	return q
+}
+
+// escapeSegments checks a slash-separated name and path-escapes each
+// segment, so "stable/cloud" stays two segments and nothing in a segment
+// can add one.
+func escapeSegments(name, what string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("%s name is empty", what)
+	}
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		switch {
+		case s == "":
+			return "", fmt.Errorf("%s name %q has an empty segment", what, name)
+		case s == "." || s == "..":
+			return "", fmt.Errorf("%s name %q has a %q segment", what, name, s)
+		}
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				return "", fmt.Errorf("%s name %+q has a control character", what, name)
+			}
+		}
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/"), nil
+}
+
+// setEscapedPath sets u's path from its escaped form.
+func setEscapedPath(u *url.URL, escaped string) error {
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		return err
+	}
+	u.Path, u.RawPath = p, escaped
+	return nil
+}
+
+// checkURL applies the transport rule: https anywhere, http on loopback only.
+func checkURL(u *url.URL) error {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopback(u.Hostname()) {
+			return fmt.Errorf("plain http:// to %q is refused: use https:// (plain http is allowed only to loopback addresses)", u.Hostname())
+		}
+	case "":
+		return errors.New("no scheme: write https://host")
+	default:
+		return fmt.Errorf("scheme %q is not supported: use https://", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// IsLoopback reports whether host (a name or an IP, without port) is
+// "localhost" or an address in 127.0.0.0/8 or ::1.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func loadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// redactURL hides user information in a URL that may not parse.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return safeURL(u)
+	}
+	if i := strings.Index(raw, "@"); i >= 0 {
+		if j := strings.Index(raw, "://"); j >= 0 && j < i {
+			return raw[:j+3] + "[redacted]" + raw[i:]
+		}
+	}
+	return raw
+}
+
+// safeURL prints u without any user information.
+func safeURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = nil
+	return c.String()
+}
