@@ -3,6 +3,11 @@
 // repository at any revision, or from a plain folder. Each fetch returns a
 // Revision: an identifier that changes whenever the content changes, and a
 // read-only file system holding exactly that content.
+//
+// NewGit with an http(s) URL replaces go-git's process-wide HTTP transport
+// (once) with one that enforces each fetch's byte limit and the
+// https-except-loopback rule on redirects; requests made by other go-git
+// users in the same binary pass through it unchanged.
 package sources
 
 import (
