@@ -384,6 +384,9 @@ func (g *gitSource) describe(err error, branch string) error {
 	if h := sshHint(err, g.remote, g.o.KnownHostsFile); h != "" {
 		hint = h
 	}
+	if hint == "" && branch == "" {
+		return fmt.Errorf("%s: asking the remote for its branches: %w", g, err)
+	}
 	if hint == "" {
 		return fmt.Errorf("%s: fetching branch %q: %w", g, branch, err)
 	}

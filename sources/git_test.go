@@ -107,6 +107,16 @@ func TestGitFollowsBranch(t *testing.T) {
 				t.Fatalf("after a force-push: a file of the dropped commit is still there (%v)", err)
 			}
 
+			// Roll back to an older commit: no new objects, only the ref moves.
+			testGit(t, r.dir, "reset", "-q", "--hard", first)
+			r.push("main")
+			if rev := fetch(t, src); rev.ID != first || readString(t, rev.Files, "channels/stable.yaml") != "version: 1.0.0\n" {
+				t.Fatalf("after a push back to an older commit: ID %s, want %s", rev.ID, first)
+			}
+			testGit(t, r.dir, "reset", "-q", "--hard", rewritten)
+			r.push("main")
+			fetch(t, src)
+
 			log.take()
 			if rev := fetch(t, src); rev.ID != rewritten {
 				t.Fatalf("idle fetch: ID %s, want %s", rev.ID, rewritten)

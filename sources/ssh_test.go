@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -178,5 +179,64 @@ func TestGitSSH(t *testing.T) {
 			}
 			t.Logf("error: %v", err)
 		})
+	}
+}
+
+// TestGitSSHHangingServer: an SSH handshake does not honour go-git's
+// context, so a server that accepts and then says nothing must still not
+// hold Fetch past its timeout, and later fetches must say why they wait.
+func TestGitSSHHangingServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "known_hosts")
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey, err := gossh.NewPublicKey(hostPriv.Public())
+	must(t, err)
+	must(t, os.WriteFile(hosts, []byte(knownhosts.Line([]string{knownhosts.Normalize(ln.Addr().String())}, hostKey)+"\n"), 0o600))
+	src := newTestGit(t, GitOptions{
+		URL: "ssh://git@" + ln.Addr().String() + "/fleet.git", Branch: "main",
+		SSHKeyFile: writeSSHKey(t, dir), KnownHostsFile: hosts, Timeout: 300 * time.Millisecond,
+	})
+
+	start := time.Now()
+	_, err = src.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
+		t.Fatalf("first fetch: got %v, want a timeout", err)
+	}
+	_, err = src.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "an earlier fetch is still running") {
+		t.Fatalf("second fetch: got %v, want it to report the hanging fetch", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("two fetches took %s, want each bounded by the 300ms timeout", took)
+	}
+
+	// Once the server hangs up, fetches run again (and fail on their own terms).
+	(<-accepted).Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = src.Fetch(context.Background())
+		if err != nil && !strings.Contains(err.Error(), "an earlier fetch is still running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned fetch never released the cache: %v", err)
+		}
+	}
+	for len(accepted) > 0 {
+		(<-accepted).Close()
 	}
 }
