@@ -1,0 +1,291 @@
+package spec
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"upkeep.dev/upkeep/schema"
+)
+
+// The decoders below run only on documents that passed the schema, so
+// fields have the right types and shapes; they check what CUE cannot
+// (semver, time zones, duration ranges, freeze order) and build the Go value.
+// A document with any error here is left out of the State: d.obj stays nil.
+
+// MaxWindowDuration is the longest maintenance window: a week, after which
+// a weekly window would overlap itself.
+const MaxWindowDuration = 7 * 24 * time.Hour
+
+func (c *fileChecker) controlPlane(d *document) {
+	name, _ := d.str("metadata.name")
+	cp := &ControlPlane{Name: name, Pos: d.at("metadata.name")}
+	ok := true
+	raw, _ := d.str("spec.version")
+	if v, err := parseVersion(raw); err != nil {
+		ok = c.fail(d, "spec.version", err.Error())
+	} else {
+		cp.Version = v.Original()
+	}
+	if agents, present := d.str("spec.agents"); present {
+		if _, err := semver.NewConstraint(agents); err != nil {
+			ok = c.fail(d, "spec.agents", fmt.Sprintf(
+				"invalid agents constraint: %v; want a semver constraint such as \">= 16.0.0, < 17.3.0\"", err))
+		}
+		cp.Agents = agents
+	}
+	if ok {
+		d.obj = cp
+	}
+}
+
+func (c *fileChecker) channel(d *document) {
+	name, _ := d.str("metadata.name")
+	ch := &Channel{Name: name, Pos: d.at("metadata.name")}
+	ch.ControlPlane, _ = d.str("spec.controlPlane")
+	ch.Critical, _ = d.boolean("spec.critical")
+	ok := true
+	raw, hasVersion := d.str("spec.version")
+	follow, hasFollow := d.str("spec.follow")
+	switch {
+	case hasVersion && hasFollow:
+		ok = c.fail(d, "spec.follow", "set either version or follow, not both; remove one of them")
+	case !hasVersion && !hasFollow:
+		ok = c.fail(d, "spec", `set version (such as "17.2.3", or "none") or follow: controlPlane`)
+	case hasFollow:
+		ch.Follow = follow
+	case raw == NoVersion:
+		ch.Version = NoVersion
+	default:
+		if v, err := parseVersion(raw); err != nil {
+			ok = c.fail(d, "spec.version", err.Error()+`, or "none" to serve no version`)
+		} else {
+			ch.Version = v.Original()
+		}
+	}
+	if ok {
+		d.obj = ch
+	}
+}
+
+func (c *fileChecker) group(d *document) {
+	name, _ := d.str("metadata.name")
+	g := &Group{Name: name, Pos: d.at("metadata.name"), UpdateDuration: DefaultUpdateDuration}
+	g.Channel, _ = d.str("spec.channel")
+	ok := true
+	g.Timezone, _ = d.str("spec.timezone")
+	loc, err := c.zones.load(g.Timezone)
+	if err != nil {
+		ok = c.fail(d, "spec.timezone", err.Error())
+		loc = time.UTC // keeps checking the freezes' dates
+	}
+	g.Location = loc
+	if raw, present := d.str("spec.updateDuration"); present {
+		dur, err := parseDuration(raw)
+		if err != nil {
+			ok = c.fail(d, "spec.updateDuration", err.Error())
+		}
+		g.UpdateDuration = dur
+	}
+	if n, present, err := d.integer("spec.order"); present {
+		if err != nil {
+			ok = c.fail(d, "spec.order", err.Error())
+		}
+		g.Order = n
+	}
+
+	g.Windows = []Window{}
+	for i := range d.length("spec.windows") {
+		at := schema.IndexPath("spec.windows", i)
+		w, good := c.window(d, at)
+		ok = ok && good
+		g.Windows = append(g.Windows, w)
+	}
+	if longest := longestWindow(g.Windows); len(g.Windows) > 0 && g.UpdateDuration > longest && longest > 0 {
+		ok = c.fail(d, "spec.updateDuration", fmt.Sprintf(
+			"updateDuration %s is longer than every window (the longest is %s), so no window could ever be used; shorten it or lengthen a window",
+			g.UpdateDuration, longest))
+	}
+
+	g.Freezes = []Freeze{}
+	names := map[string]int{}
+	for i := range d.length("spec.freezes") {
+		at := schema.IndexPath("spec.freezes", i)
+		f, good := c.freeze(d, at, loc)
+		ok = ok && good
+		if first, dup := names[f.Name]; dup {
+			ok = c.fail(d, at+".name", fmt.Sprintf("duplicate freeze name %q (first is freezes[%d]); give each freeze its own name", f.Name, first))
+		} else {
+			names[f.Name] = i
+		}
+		g.Freezes = append(g.Freezes, f)
+	}
+	if ok {
+		d.obj = g
+	}
+}
+
+var weekdays = map[string]time.Weekday{
+	"Sun": time.Sunday, "Mon": time.Monday, "Tue": time.Tuesday, "Wed": time.Wednesday,
+	"Thu": time.Thursday, "Fri": time.Friday, "Sat": time.Saturday,
+}
+
+func (c *fileChecker) window(d *document, at string) (Window, bool) {
+	var w Window
+	ok := true
+	seen := map[time.Weekday]bool{}
+	for j := range d.length(at + ".days") {
+		p := schema.IndexPath(at+".days", j)
+		s, _ := d.str(p)
+		day, known := weekdays[s]
+		if !known {
+			ok = c.fail(d, p, fmt.Sprintf("got %q; want one of Mon, Tue, Wed, Thu, Fri, Sat, Sun", s))
+			continue
+		}
+		if !seen[day] { // a repeated day adds nothing
+			seen[day] = true
+			w.Days = append(w.Days, day)
+		}
+	}
+	start, _ := d.str(at + ".start")
+	if off, err := parseTimeOfDay(start); err != nil {
+		ok = c.fail(d, at+".start", err.Error())
+	} else {
+		w.Start = off
+	}
+	raw, _ := d.str(at + ".duration")
+	dur, err := parseDuration(raw)
+	if err != nil {
+		ok = c.fail(d, at+".duration", err.Error())
+	}
+	w.Duration = dur
+	return w, ok
+}
+
+func longestWindow(ws []Window) time.Duration {
+	var longest time.Duration
+	for _, w := range ws {
+		longest = max(longest, w.Duration)
+	}
+	return longest
+}
+
+func (c *fileChecker) freeze(d *document, at string, loc *time.Location) (Freeze, bool) {
+	var f Freeze
+	ok := true
+	f.Name, _ = d.str(at + ".name")
+	f.AllowCritical, _ = d.boolean(at + ".allowCritical")
+	rawStart, _ := d.str(at + ".start")
+	start, err := parseFreezeTime(rawStart, loc, false)
+	if err != nil {
+		ok = c.fail(d, at+".start", err.Error())
+	}
+	rawEnd, _ := d.str(at + ".end")
+	end, err := parseFreezeTime(rawEnd, loc, true)
+	if err != nil {
+		ok = c.fail(d, at+".end", err.Error())
+	}
+	f.Start, f.End = start, end
+	if ok && !end.After(start) {
+		ok = c.fail(d, at+".end", fmt.Sprintf("end %q does not come after start %q; fix the dates or swap them", rawEnd, rawStart))
+	}
+	return f, ok
+}
+
+// parseVersion reads a semantic version, with or without a leading "v";
+// the returned version's Original() has no "v".
+func parseVersion(s string) (*semver.Version, error) {
+	v, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
+	if err != nil {
+		return nil, fmt.Errorf("got %q; want a semantic version MAJOR.MINOR.PATCH such as \"17.2.3\"", s)
+	}
+	return v, nil
+}
+
+var timeOfDay = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)
+
+// parseTimeOfDay reads "HH:MM" as an offset from midnight.
+func parseTimeOfDay(s string) (time.Duration, error) {
+	m := timeOfDay.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("got %q; want a time of day \"HH:MM\" from \"00:00\" to \"23:59\"", s)
+	}
+	h, _ := strconv.Atoi(m[1])
+	mins, _ := strconv.Atoi(m[2])
+	return time.Duration(h)*time.Hour + time.Duration(mins)*time.Minute, nil
+}
+
+// parseDuration reads a Go duration that must be above 0 and at most a week.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("got %q; want a duration such as \"30m\", \"4h\" or \"1h30m\"", s)
+	}
+	if d <= 0 || d > MaxWindowDuration {
+		return d, fmt.Errorf("got %q; want a duration above 0 and at most 168h (one week)", s)
+	}
+	return d, nil
+}
+
+var isDate = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+// parseFreezeTime reads a freeze bound: a date means midnight in the group's
+// time zone, and an end date includes that whole day (so the bound is the
+// next midnight); an RFC 3339 time is taken as is (an end is exclusive).
+func parseFreezeTime(s string, loc *time.Location, end bool) (time.Time, error) {
+	if isDate.MatchString(s) {
+		t, err := time.ParseInLocation(time.DateOnly, s, loc)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("got %q; not a calendar date (%v)", s, trimTimeErr(err))
+		}
+		if end {
+			// time.Date normalises day+1 and stays at midnight across DST changes.
+			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
+		}
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("got %q; want a date such as 2026-12-20 or an RFC 3339 time with an offset such as 2026-12-20T18:00:00+01:00", s)
+	}
+	return t, nil
+}
+
+func trimTimeErr(err error) string {
+	if pe, ok := err.(*time.ParseError); ok && pe.Message != "" {
+		return strings.TrimPrefix(pe.Message, ": ")
+	}
+	return err.Error()
+}
+
+// zones loads each IANA zone once per load: 1,000 groups share a handful.
+// Files are checked in parallel, hence the lock.
+type zones struct {
+	mu  sync.Mutex
+	loc map[string]*time.Location
+}
+
+func (z *zones) load(name string) (*time.Location, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if loc, ok := z.loc[name]; ok {
+		return loc, nil
+	}
+	if name == "Local" {
+		return nil, fmt.Errorf(`got "Local", which depends on the server's settings; name the zone, such as "Europe/Berlin" or "UTC"`)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q; want an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"", name)
+	}
+	if z.loc == nil {
+		z.loc = map[string]*time.Location{}
+	}
+	z.loc[name] = loc
+	return loc, nil
+}

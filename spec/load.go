@@ -1,0 +1,384 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"cuelang.org/go/cue/ast"
+	cueyaml "cuelang.org/go/encoding/yaml"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
+	"upkeep.dev/upkeep/schema"
+)
+
+// IgnoreFile, at the repository root, lists paths (gitignore syntax) that
+// Load skips.
+const IgnoreFile = ".upkeepignore"
+
+// MaxFileSize bounds what Load reads of one file: a fleet repository holds
+// small hand-written documents, and a stray large file must not exhaust memory.
+const MaxFileSize = 4 << 20
+
+// LoadDir loads the fleet repository in directory dir. See Load.
+func LoadDir(dir string) (*State, Errors) {
+	if fi, err := os.Stat(dir); err != nil {
+		return &State{}, Errors{{Pos: Position{File: dir}, Msg: fmt.Sprintf("cannot read the fleet repository: %v", err)}}
+	} else if !fi.IsDir() {
+		return &State{}, Errors{{Pos: Position{File: dir}, Msg: "not a directory; give the root folder of the fleet repository"}}
+	}
+	return Load(os.DirFS(dir))
+}
+
+// Load reads every YAML document of the fleet repository fsys, checks each
+// against the schema and all of them against each other, and returns the
+// desired state. Errors is nil when the repository is valid; otherwise it
+// holds every problem found, sorted. The State is returned either way:
+// documents that break the schema or their own field rules are left out, so
+// a caller (diff) can still compare what is left; a valid State has all.
+func Load(fsys fs.FS) (*State, Errors) {
+	l := newLoader()
+	files := l.walk(fsys)
+	for _, fc := range checkFiles(files) {
+		l.merge(fc)
+	}
+	l.crossCheck()
+	return l.state(), l.errors()
+}
+
+// sourceFile is one YAML file of the repository.
+type sourceFile struct {
+	name string
+	data []byte
+}
+
+// walk lists the repository's YAML files in lexical order, so "first" and
+// "second" (for duplicate names) are stable.
+func (l *loader) walk(fsys fs.FS) []sourceFile {
+	ignore, err := readIgnore(fsys)
+	if err != nil {
+		l.errs = append(l.errs, Error{Pos: Position{File: IgnoreFile}, Msg: err.Error()})
+	}
+	var files []sourceFile
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))})
+			if d != nil && d.IsDir() && p != "." {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if p == "." {
+			return nil
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if strings.HasPrefix(name, ".") || ignore.Match(strings.Split(p, "/"), true) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !isYAML(name) || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if ignore.Match(strings.Split(p, "/"), false) {
+			return nil
+		}
+		data, err := readFile(fsys, p)
+		if err != nil {
+			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: err.Error()})
+			return nil
+		}
+		files = append(files, sourceFile{p, data})
+		return nil
+	})
+	if err != nil {
+		l.errs = append(l.errs, Error{Pos: Position{File: "."}, Msg: fmt.Sprintf("cannot walk the repository: %v", err)})
+	}
+	return files
+}
+
+// checkFiles parses and checks files in parallel (the schema check
+// dominates a load), and returns the results in the order of files.
+func checkFiles(files []sourceFile) []*fileChecker {
+	out := make([]*fileChecker, len(files))
+	z := &zones{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for i := range next {
+				fc := &fileChecker{zones: z}
+				fc.file(files[i].name, files[i].data)
+				out[i] = fc
+			}
+		})
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// merge takes one file's results into the load, in walk order: names are
+// registered here, so that the first of two documents with one name is the
+// first in the walk.
+func (l *loader) merge(fc *fileChecker) {
+	l.errs = append(l.errs, fc.errs...)
+	for _, d := range fc.docs {
+		if d.hasName {
+			l.seen(d.kind, d.name, d)
+		}
+		if d.checked {
+			l.checked = append(l.checked, d)
+		}
+		if d.obj == nil || d.duplicate {
+			continue
+		}
+		switch o := d.obj.(type) {
+		case *ControlPlane:
+			l.controlPlanes = append(l.controlPlanes, o)
+		case *Channel:
+			l.channels = append(l.channels, o)
+		case *Group:
+			l.groups = append(l.groups, o)
+		}
+		l.docs[d.obj] = d
+	}
+}
+
+// fileChecker checks the documents of one file, on its own: everything
+// that needs other documents waits for the loader.
+type fileChecker struct {
+	zones *zones
+	docs  []*document // with a known kind
+	errs  Errors
+}
+
+// fail records an error at path of d and returns false, for `ok = c.fail(...)`.
+func (c *fileChecker) fail(d *document, path, msg string) bool {
+	c.errs = append(c.errs, Error{Pos: d.at(path), Path: path, Msg: msg})
+	return false
+}
+
+func isYAML(name string) bool {
+	ext := path.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+func readFile(fsys fs.FS, p string) ([]byte, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %v", unwrapPathError(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %v", unwrapPathError(err))
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file is larger than %d MiB; split it, or list it in %s if it is not fleet state", MaxFileSize>>20, IgnoreFile)
+	}
+	return data, nil
+}
+
+// unwrapPathError drops the path an fs.PathError repeats: the error's
+// position names the file already.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// noIgnore matches nothing.
+type noIgnore struct{}
+
+func (noIgnore) Match([]string, bool) bool { return false }
+
+func readIgnore(fsys fs.FS) (gitignore.Matcher, error) {
+	data, err := fs.ReadFile(fsys, IgnoreFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return noIgnore{}, nil
+	}
+	if err != nil {
+		return noIgnore{}, fmt.Errorf("cannot read: %v", unwrapPathError(err))
+	}
+	var ps []gitignore.Pattern
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		ps = append(ps, gitignore.ParsePattern(line, nil))
+	}
+	if err := sc.Err(); err != nil {
+		return noIgnore{}, fmt.Errorf("cannot read: %v", err)
+	}
+	return gitignore.NewMatcher(ps), nil
+}
+
+// file reads every document of one file.
+func (c *fileChecker) file(name string, data []byte) {
+	dec := cueyaml.NewDecoder(name, bytes.NewReader(data))
+	var last string
+	for {
+		expr, err := dec.Extract()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if err.Error() == last {
+				// A syntax error repeats on every call: the parser cannot
+				// resynchronise, so the rest of the file is unknown.
+				return
+			}
+			last = err.Error()
+			// Other errors (an unsupported tag, say) concern one document;
+			// the next one is still read.
+			c.errs = append(c.errs, yamlError(name, err))
+			continue
+		}
+		c.document(newDocument(name, expr))
+	}
+}
+
+// The YAML decoder's errors are text, "FILE:LINE: message" or "FILE: message".
+var yamlLine = regexp.MustCompile(`^(\d+): (.*)$`)
+
+func yamlError(name string, err error) Error {
+	msg, _ := strings.CutPrefix(err.Error(), name+":")
+	msg = strings.TrimSpace(msg)
+	pos := Position{File: name}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		pos.Line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	return Error{Pos: pos, Msg: "invalid YAML: " + msg}
+}
+
+// document checks one document's envelope (apiVersion, kind), then the
+// schema, then its own field rules, and records it.
+func (c *fileChecker) document(d *document) {
+	if isEmpty(d.expr) {
+		return
+	}
+	if _, ok := d.expr.(*ast.StructLit); !ok {
+		c.errs = append(c.errs, Error{Pos: d.start,
+			Msg: fmt.Sprintf("document is %s; want a mapping with apiVersion, kind, metadata and spec", describeNode(d.expr))})
+		return
+	}
+	kind, ok := c.envelope(d)
+	if !ok {
+		return
+	}
+	d.kind = kind
+	if len(d.errs) > 0 {
+		// Repeated keys make the document ambiguous, and CUE would add a
+		// conflict for each: report the repeats alone.
+		c.errs = append(c.errs, d.errs...)
+		return
+	}
+	d.name, d.hasName = d.str("metadata.name")
+	c.docs = append(c.docs, d)
+	vs, err := schema.Check(kind, d.file, d.expr)
+	if err != nil {
+		// The embedded schema is broken: a bug, not a problem of the repository.
+		c.errs = append(c.errs, Error{Pos: d.start, Msg: fmt.Sprintf("internal error: %v", err)})
+		return
+	}
+	for _, v := range vs {
+		pos := Position{File: d.file, Line: v.Line, Col: v.Col}
+		if v.Line == 0 {
+			pos = d.at(v.Path)
+		}
+		c.errs = append(c.errs, Error{Pos: pos, Path: v.Path, Msg: v.Msg})
+	}
+	if len(vs) > 0 {
+		return
+	}
+	d.checked = true
+	switch kind {
+	case KindControlPlane:
+		c.controlPlane(d)
+	case KindChannel:
+		c.channel(d)
+	case KindGroup:
+		c.group(d)
+	}
+}
+
+// envelope checks apiVersion and kind before the schema: without a known
+// kind there is no definition to check against.
+func (c *fileChecker) envelope(d *document) (kind string, ok bool) {
+	ok = true
+	switch v, isStr := d.str("apiVersion"); {
+	case !d.has("apiVersion"):
+		c.errs = append(c.errs, Error{Pos: d.start, Path: "apiVersion", Msg: "missing apiVersion; add apiVersion: " + APIVersion})
+		ok = false
+	case !isStr || v != APIVersion:
+		c.errs = append(c.errs, Error{Pos: d.at("apiVersion"), Path: "apiVersion",
+			Msg: fmt.Sprintf("unsupported apiVersion %s; want %s", quoteValue(d, "apiVersion"), APIVersion)})
+		ok = false
+	}
+	kinds := strings.Join(schema.Kinds, ", ")
+	switch v, isStr := d.str("kind"); {
+	case !d.has("kind"):
+		c.errs = append(c.errs, Error{Pos: d.start, Path: "kind", Msg: "missing kind; want one of " + kinds})
+		return "", false
+	case !isStr || !isKind(v):
+		msg := fmt.Sprintf("unknown kind %s; want one of %s", quoteValue(d, "kind"), kinds)
+		for _, k := range schema.Kinds {
+			if strings.EqualFold(k, v) {
+				msg = fmt.Sprintf("unknown kind %q; did you mean %s?", v, k)
+			}
+		}
+		c.errs = append(c.errs, Error{Pos: d.at("kind"), Path: "kind", Msg: msg})
+		return "", false
+	default:
+		return v, ok
+	}
+}
+
+func isKind(k string) bool {
+	for _, known := range schema.Kinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteValue renders the scalar at path for a message.
+func quoteValue(d *document, path string) string {
+	if s, ok := d.str(path); ok {
+		return strconv.Quote(s)
+	}
+	if f, ok := d.fields[path]; ok {
+		switch f.expr.(type) {
+		case *ast.StructLit:
+			return "(a mapping)"
+		case *ast.ListLit:
+			return "(a list)"
+		}
+		if lit, ok := f.expr.(*ast.BasicLit); ok {
+			return lit.Value
+		}
+	}
+	return "(none)"
+}
