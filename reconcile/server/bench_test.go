@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"upkeep.dev/upkeep/reconcile/server"
+)
+
+// discardWriter is the least a ResponseWriter can be: it keeps one header
+// map across requests (as a connection's reused buffers would) and drops
+// the body, so the benchmark measures the handler alone.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (d *discardWriter) Header() http.Header  { return d.h }
+func (d *discardWriter) WriteHeader(code int) { d.code = code }
+func (d *discardWriter) Write(p []byte) (int, error) {
+	d.n += len(p)
+	return len(p), nil
+}
+
+func BenchmarkVersionHandler(b *testing.B) {
+	h := server.New(serving(b, "0123456789abcdef0123456789abcdef01234567"), server.Options{})
+	for _, path := range []string{
+		"/v1/webapi/automaticupgrades/channel/stable/cloud/version",
+		"/v1/stable/cloud/version",
+	} {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+
+		b.Run("discard"+path, func(b *testing.B) {
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, req)
+			}
+			if w.code != http.StatusOK || w.h.Get("Content-Type") != "text/plain; charset=utf-8" {
+				b.Fatalf("answered %d %v", w.code, w.h)
+			}
+		})
+
+		b.Run("recorder"+path, func(b *testing.B) {
+			b.ReportAllocs()
+			var rec *httptest.ResponseRecorder
+			for b.Loop() {
+				rec = httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+			}
+			if rec.Code != http.StatusOK || rec.Body.String() != "v17.3.0" {
+				b.Fatalf("answered %d %q", rec.Code, rec.Body)
+			}
+		})
+	}
+}
+
+// BenchmarkVersionOverLoopback is the whole round trip an updater makes:
+// client, loopback TCP (kept alive), net/http's server and the handler.
+func BenchmarkVersionOverLoopback(b *testing.B) {
+	s := start(b, serving(b, "rev1"), nil)
+	url := s.URL + "/v1/stable/cloud/version"
+	client := s.Client()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

@@ -1,0 +1,466 @@
+// Package server serves the reconciler's current snapshot over HTTP:
+// Teleport's version server protocol (byte for byte), upkeep's JSON API,
+// the Git webhook that triggers a sync, health, readiness and Prometheus
+// metrics.
+//
+// Every answer about channels and groups is a precomputed body of the
+// snapshot; the server adds only headers, built once per snapshot, so the
+// Teleport routes cost a map lookup and a write.
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"upkeep.dev/upkeep/reconcile"
+)
+
+// Backend is what the server serves; *reconcile.Reconciler is the real one.
+type Backend interface {
+	// Snapshot returns the snapshot to serve, or nil before the first good sync.
+	Snapshot() *reconcile.Snapshot
+	Status() reconcile.Status
+	// Trigger asks for a sync soon; it must not block.
+	Trigger()
+}
+
+// Options configures the handler. The zero value serves everything but the
+// webhook, with metrics on a private registry.
+type Options struct {
+	// WebhookSecret is the shared secret of POST /v1/hooks/git (GitHub's
+	// X-Hub-Signature-256). Empty disables the route (404).
+	WebhookSecret []byte
+	// Registerer receives the server's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics exposes; default: Registerer, when it is
+	// also a Gatherer (as *prometheus.Registry is).
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger // default slog.Default()
+}
+
+// MaxWebhookBody bounds the body of POST /v1/hooks/git; GitHub's push
+// payloads are capped at 25 MB but are far smaller without file lists.
+const MaxWebhookBody = 1 << 20
+
+const teleportPrefix = "/v1/webapi/automaticupgrades/channel/"
+
+// Header values shared by every response. net/http never modifies header
+// value slices, so assigning these directly to the header map saves an
+// allocation per header and request.
+var (
+	hText      = []string{"text/plain; charset=utf-8"}
+	hJSON      = []string{"application/json"}
+	hNoCache   = []string{"no-cache"}
+	hNoSniff   = []string{"nosniff"}
+	hAllowGet  = []string{"GET, HEAD"}
+	hAllowPost = []string{"POST"}
+)
+
+type handler struct {
+	b       Backend
+	secret  []byte
+	log     *slog.Logger
+	metrics *metrics
+	promh   http.Handler // nil when there is nothing to gather
+	cur     atomic.Pointer[tables]
+}
+
+// New returns the version server's handler over b.
+func New(b Backend, o Options) http.Handler {
+	h := &handler{b: b, log: o.Logger}
+	if len(o.WebhookSecret) > 0 {
+		h.secret = append([]byte(nil), o.WebhookSecret...)
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	reg, gat := o.Registerer, o.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+		if gat == nil {
+			gat = r
+		}
+	}
+	if gat == nil {
+		gat, _ = reg.(prometheus.Gatherer)
+	}
+	h.metrics = newMetrics(reg, b)
+	if gat != nil {
+		h.promh = promhttp.HandlerFor(gat, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		})
+	}
+	return h
+}
+
+// NewHTTPServer returns an http.Server for h with every limit set, so that
+// slow or oversized clients cannot hold connections or memory.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second, // a webhook body is at most MaxWebhookBody
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, code := h.route(w, r)
+	h.metrics.count(rt, code)
+}
+
+// route dispatches on the path without allocating and returns the route's
+// metric name and the status code written.
+func (h *handler) route(w http.ResponseWriter, r *http.Request) (route, int) {
+	p := r.URL.Path
+	switch p {
+	case "/healthz":
+		return routeHealthz, h.healthz(w, r)
+	case "/readyz":
+		return routeReadyz, h.readyz(w, r)
+	case "/status":
+		return routeStatus, h.status(w, r)
+	case "/metrics":
+		return routeMetrics, h.metricsPage(w, r)
+	case "/v1/channels":
+		return routeChannels, h.channelList(w, r)
+	case "/v1/groups":
+		return routeGroups, h.groupList(w, r)
+	case "/v1/hooks/git":
+		return routeWebhook, h.webhook(w, r)
+	}
+	if rest, ok := strings.CutPrefix(p, teleportPrefix); ok {
+		return h.teleport(w, r, rest, true)
+	}
+	if rest, ok := strings.CutPrefix(p, "/v1/"); ok {
+		return h.v1(w, r, rest)
+	}
+	return routeUnmatched, notFound(w, "no such route")
+}
+
+// v1 routes the paths under /v1/ that carry a name. Channel names contain
+// "/", so a path may read both as a channel detail and as a Teleport
+// request for a channel named "channels/…"; the name that exists wins,
+// the detail first.
+func (h *handler) v1(w http.ResponseWriter, r *http.Request, rest string) (route, int) {
+	name, isDetail := strings.CutPrefix(rest, "channels/")
+	if isDetail {
+		if t := h.tables(); t != nil {
+			if e := t.channels[name]; e != nil {
+				if !readMethod(w, r) {
+					return routeChannel, http.StatusMethodNotAllowed
+				}
+				return routeChannel, writeBody(w, r, hJSON, e.detailETag, e.view.JSON)
+			}
+		}
+	}
+	if g, ok := strings.CutPrefix(rest, "groups/"); ok {
+		if group, ok := strings.CutSuffix(g, "/schedule"); ok && !strings.Contains(group, "/") {
+			return routeSchedule, h.schedule(w, r, group)
+		}
+	}
+	if _, kind, ok := splitTeleport(rest); ok && (kind == "version" || kind == "critical") {
+		return h.teleport(w, r, rest, false)
+	}
+	if isDetail {
+		return routeChannel, h.unknownChannel(w, r, name)
+	}
+	return routeUnmatched, notFound(w, "no such route")
+}
+
+// teleport answers Teleport's version server protocol for rest =
+// "<channel>/{version,critical}". Surrounding slashes are ignored, as
+// Teleport's proxy does. Under the webapi prefix (strict) every other shape
+// is a bad request.
+func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, strict bool) (route, int) {
+	channel, kind, ok := splitTeleport(rest)
+	rt := routeVersion
+	if kind == "critical" {
+		rt = routeCritical
+	}
+	if !readMethod(w, r) {
+		return rt, http.StatusMethodNotAllowed
+	}
+	if !ok || channel == "" {
+		return rt, badRequest(w, "path format should be /v1/webapi/automaticupgrades/channel/<channel>/{version,critical}")
+	}
+	if kind != "version" && kind != "critical" {
+		if !strict {
+			return routeUnmatched, notFound(w, "no such route")
+		}
+		return rt, badRequest(w, "the path must end with /version or /critical")
+	}
+	t := h.tables()
+	if t == nil {
+		return rt, notReady(w)
+	}
+	e := t.channels[channel]
+	if e == nil {
+		return rt, h.unknownChannel(w, r, channel)
+	}
+	if rt == routeCritical {
+		return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
+	}
+	return rt, writeBody(w, r, hText, e.versionETag, e.view.VersionBody)
+}
+
+// splitTeleport splits "<channel>/<kind>" as Teleport does: trim slashes,
+// the last segment is the kind.
+func splitTeleport(rest string) (channel, kind string, ok bool) {
+	rest = strings.Trim(rest, "/")
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", rest, false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+func (h *handler) unknownChannel(w http.ResponseWriter, r *http.Request, name string) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	if h.tables() == nil {
+		return notReady(w)
+	}
+	if !validName(name, true) {
+		return badRequest(w, fmt.Sprintf("%q is not a channel name: lowercase letters, digits, '.' and '-' in segments joined by '/'", name))
+	}
+	return notFound(w, fmt.Sprintf("unknown channel %q", name))
+}
+
+func (h *handler) channelList(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	t := h.tables()
+	if t == nil {
+		return notReady(w)
+	}
+	return writeBody(w, r, hJSON, t.channelsETag, t.snap.ChannelsJSON)
+}
+
+func (h *handler) groupList(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	t := h.tables()
+	if t == nil {
+		return notReady(w)
+	}
+	return writeBody(w, r, hJSON, t.groupsETag, t.snap.GroupsJSON)
+}
+
+func (h *handler) schedule(w http.ResponseWriter, r *http.Request, name string) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	t := h.tables()
+	if t == nil {
+		return notReady(w)
+	}
+	e := t.groups[name]
+	if e == nil {
+		if !validName(name, false) {
+			return badRequest(w, fmt.Sprintf("%q is not a group name", name))
+		}
+		return notFound(w, fmt.Sprintf("unknown group %q", name))
+	}
+	format := ""
+	if r.URL.RawQuery != "" {
+		format = r.URL.Query().Get("format")
+	}
+	switch format {
+	case "", "json", "kubernetes":
+		return writeBody(w, r, hJSON, e.jsonETag, e.view.ScheduleJSON)
+	case "systemd":
+		return writeBody(w, r, hText, e.systemdETag, e.view.ScheduleSystemd)
+	}
+	return badRequest(w, fmt.Sprintf("format %q: use json (Teleport's Kubernetes schedule) or systemd (/etc/teleport-upgrade.d/schedule)", format))
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	body, err := json.Marshal(h.b.Status())
+	if err != nil {
+		h.log.Error("encoding /status", "error", err)
+		return textError(w, http.StatusInternalServerError, "cannot encode the status; see the server log")
+	}
+	return writeBody(w, r, hJSON, nil, append(body, '\n'))
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	return writeBody(w, r, hText, nil, []byte("ok\n"))
+}
+
+// readyz is ready once a snapshot is served: before the first good sync an
+// updater would only get 503s.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	s := h.b.Snapshot()
+	if s == nil {
+		msg := "not ready: no valid revision served yet"
+		if e := h.b.Status().LastError; e != nil {
+			msg += "; last sync: " + e.Message
+		}
+		return textError(w, http.StatusServiceUnavailable, msg)
+	}
+	return writeBody(w, r, hText, nil, []byte("ready: serving revision "+s.Revision+"\n"))
+}
+
+func (h *handler) metricsPage(w http.ResponseWriter, r *http.Request) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	if h.promh == nil {
+		return notFound(w, "metrics are not exposed: the registerer is not a gatherer")
+	}
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	h.promh.ServeHTTP(sw, r)
+	return sw.code
+}
+
+// statusWriter remembers the status code promhttp writes.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// writeBody answers 200 with body, or 304 when the request's If-None-Match
+// names etag (nil: no ETag).
+func writeBody(w http.ResponseWriter, r *http.Request, contentType, etag []string, body []byte) int {
+	hdr := w.Header()
+	hdr["Cache-Control"] = hNoCache
+	hdr["X-Content-Type-Options"] = hNoSniff
+	if etag != nil {
+		hdr["Etag"] = etag
+		if inm, ok := r.Header["If-None-Match"]; ok && etagMatches(inm, etag[0]) {
+			w.WriteHeader(http.StatusNotModified)
+			return http.StatusNotModified
+		}
+	}
+	hdr["Content-Type"] = contentType
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body) // a failed write is the client's loss; nothing to do
+	return http.StatusOK
+}
+
+// etagMatches applies If-None-Match's weak comparison: any listed tag equal
+// to etag, W/ ignored, or "*".
+func etagMatches(values []string, etag string) bool {
+	for _, v := range values {
+		for {
+			v = strings.TrimLeft(v, " \t,")
+			if v == "" {
+				break
+			}
+			if v[0] == '*' {
+				return true
+			}
+			v = strings.TrimPrefix(v, "W/")
+			if v == "" || v[0] != '"' {
+				break // malformed: ignore the rest of this value
+			}
+			end := strings.IndexByte(v[1:], '"')
+			if end < 0 {
+				break
+			}
+			if v[:end+2] == etag {
+				return true
+			}
+			v = v[end+2:]
+		}
+	}
+	return false
+}
+
+// readMethod answers 405 unless the request is a GET or HEAD.
+func readMethod(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header()["Allow"] = hAllowGet
+	textError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET or HEAD")
+	return false
+}
+
+func notReady(w http.ResponseWriter) int {
+	w.Header().Set("Retry-After", "5")
+	return textError(w, http.StatusServiceUnavailable, "no valid revision served yet: see /status")
+}
+
+func notFound(w http.ResponseWriter, msg string) int {
+	return textError(w, http.StatusNotFound, msg)
+}
+
+func badRequest(w http.ResponseWriter, msg string) int {
+	return textError(w, http.StatusBadRequest, msg)
+}
+
+func textError(w http.ResponseWriter, code int, msg string) int {
+	hdr := w.Header()
+	hdr["Content-Type"] = hText
+	hdr["Cache-Control"] = hNoCache
+	hdr["X-Content-Type-Options"] = hNoSniff
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg + "\n"))
+	return code
+}
+
+// validName reports whether s has the syntax of a channel name (segments
+// joined by "/" when multi) or a group name: each segment
+// [a-z0-9]([a-z0-9.-]*[a-z0-9])?. It only decides between 400 and 404 for
+// names the snapshot does not have.
+func validName(s string, multi bool) bool {
+	if s == "" {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '/' {
+			c := s[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+				return false
+			}
+			continue
+		}
+		if i < len(s) && !multi {
+			return false
+		}
+		seg := s[start:i]
+		if seg == "" || !alnum(seg[0]) || !alnum(seg[len(seg)-1]) {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
