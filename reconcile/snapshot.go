@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
-
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/spec"
 )
@@ -110,14 +108,9 @@ func BuildSnapshot(st *spec.State, revision string, now time.Time) *Snapshot {
 	if st == nil {
 		st = &spec.State{}
 	}
-	controlPlanes := make(map[string]*spec.ControlPlane, len(st.ControlPlanes))
-	for _, cp := range st.ControlPlanes {
-		controlPlanes[cp.Name] = cp
-	}
-
 	list := channelList{Revision: revision, Channels: make([]channelDoc, 0, len(st.Channels))}
 	for _, c := range st.Channels {
-		v := resolveChannel(c, controlPlanes[c.ControlPlane])
+		v := resolveChannel(st, c)
 		doc := v.doc()
 		list.Channels = append(list.Channels, doc)
 		doc.Revision = revision
@@ -154,10 +147,13 @@ func BuildSnapshot(st *spec.State, revision string, now time.Time) *Snapshot {
 	return s
 }
 
-// resolveChannel decides the version a channel offers: its pinned version,
-// or its control plane's when it follows it; none for "none", and none when
-// the version fails the last compatibility check.
-func resolveChannel(c *spec.Channel, cp *spec.ControlPlane) *ChannelView {
+// resolveChannel decides the version a channel offers (spec's
+// ResolvedVersion: pinned, or its control plane's when it follows; none for
+// "none") and checks it once more against its control plane before it is
+// offered: the rules of DESIGN.md, so that even a state that bypassed
+// validation cannot strand agents on an incompatible version.
+func resolveChannel(st *spec.State, c *spec.Channel) *ChannelView {
+	cp := st.ControlPlane(c.ControlPlane)
 	v := &ChannelView{
 		Name:         c.Name,
 		ControlPlane: c.ControlPlane,
@@ -167,17 +163,13 @@ func resolveChannel(c *spec.Channel, cp *spec.ControlPlane) *ChannelView {
 	if cp != nil {
 		v.ControlPlaneVersion = strings.TrimPrefix(cp.Version, "v")
 	}
-	var want string
+	want := st.ResolvedVersion(c)
 	switch {
-	case v.Follow && cp == nil:
-		v.Withheld = fmt.Sprintf("follows control plane %q, which does not exist", c.ControlPlane)
-	case v.Follow:
-		want = v.ControlPlaneVersion
-	case c.Version != spec.NoVersion:
-		want = strings.TrimPrefix(c.Version, "v")
-	}
-	if want != "" {
-		if err := servable(cp, c.ControlPlane, want); err != nil {
+	case cp == nil && (want != "" || v.Follow):
+		v.Withheld = fmt.Sprintf("control plane %q does not exist", c.ControlPlane)
+	case want == "":
+	default:
+		if err := cp.Admits(want); err != nil {
 			v.Withheld = err.Error()
 		} else {
 			v.Version = want
@@ -186,43 +178,6 @@ func resolveChannel(c *spec.Channel, cp *spec.ControlPlane) *ChannelView {
 	v.VersionBody = VersionBody(v.Version)
 	v.CriticalBody = CriticalBody(v.Critical)
 	return v
-}
-
-// servable is the last check before a version is offered: the rules of
-// DESIGN.md (never above the control plane, at most one major below it,
-// inside its agents constraint), so that even a state that bypassed
-// validation cannot strand agents on an incompatible version.
-func servable(cp *spec.ControlPlane, cpName, version string) error {
-	v, err := semver.StrictNewVersion(version)
-	if err != nil {
-		return fmt.Errorf("version %q is not semver: %v", version, err)
-	}
-	if cp == nil {
-		return fmt.Errorf("control plane %q does not exist", cpName)
-	}
-	cpv, err := semver.StrictNewVersion(strings.TrimPrefix(cp.Version, "v"))
-	if err != nil {
-		return fmt.Errorf("control plane %q version %q is not semver: %v", cp.Name, cp.Version, err)
-	}
-	if v.GreaterThan(cpv) {
-		return fmt.Errorf("%s is above control plane %q version %s", v, cp.Name, cpv)
-	}
-	if cpv.Major() > 0 {
-		floor := semver.New(cpv.Major()-1, 0, 0, "", "")
-		if v.LessThan(floor) {
-			return fmt.Errorf("%s is below %s, more than one major version behind control plane %q version %s", v, floor, cp.Name, cpv)
-		}
-	}
-	if cp.Agents != "" {
-		c, err := semver.NewConstraint(cp.Agents)
-		if err != nil {
-			return fmt.Errorf("control plane %q agents constraint %q: %v", cp.Name, cp.Agents, err)
-		}
-		if !c.Check(v) {
-			return fmt.Errorf("%s is outside control plane %q agents constraint %q", v, cp.Name, cp.Agents)
-		}
-	}
-	return nil
 }
 
 // VersionBody is the body Teleport's version endpoint answers: "v" and the

@@ -73,7 +73,7 @@ func TestBuildSnapshotResolvesChannels(t *testing.T) {
 			scenario: "a version above the control plane is withheld",
 			channel:  spec.Channel{Name: "ahead", ControlPlane: "cloud", Version: "17.9.0"},
 			wantBody: "none", wantCritical: "no",
-			wantWithheld: `17.9.0 is above control plane "cloud" version 17.4.2`,
+			wantWithheld: `"17.9.0" is above control plane "cloud" version 17.4.2`,
 		},
 		{
 			scenario: "a version two majors below the control plane is withheld",
@@ -85,19 +85,19 @@ func TestBuildSnapshotResolvesChannels(t *testing.T) {
 			scenario: "a version outside the agents constraint is withheld",
 			channel:  spec.Channel{Name: "narrowed", ControlPlane: "narrow", Version: "17.1.0"},
 			wantBody: "none", wantCritical: "no",
-			wantWithheld: `outside control plane "narrow" agents constraint ">= 17.2.0"`,
+			wantWithheld: `"17.1.0" is outside control plane "narrow" agents constraint ">= 17.2.0"`,
 		},
 		{
 			scenario: "a channel following a missing control plane offers nothing",
 			channel:  spec.Channel{Name: "orphan", ControlPlane: "gone", Follow: spec.FollowControlPlane},
 			wantBody: "none", wantCritical: "no",
-			wantWithheld: `control plane "gone", which does not exist`,
+			wantWithheld: `control plane "gone" does not exist`,
 		},
 		{
 			scenario: "a version that is not semver is withheld",
 			channel:  spec.Channel{Name: "garbage", ControlPlane: "cloud", Version: "17.3"},
 			wantBody: "none", wantCritical: "no",
-			wantWithheld: "not semver",
+			wantWithheld: "want a semantic version",
 		},
 	}
 	for _, tc := range cases {
