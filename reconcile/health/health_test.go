@@ -64,7 +64,6 @@ func unitOut(active string, restarts, pid int) string {
 	return fmt.Sprintf("LoadState=loaded\nActiveState=%s\nSubState=running\nNRestarts=%d\nMainPID=%d\n", active, restarts, pid)
 }
 
-
 func up(int, time.Duration) bool   { return true }
 func down(int, time.Duration) bool { return false }
 
