@@ -70,6 +70,9 @@ type Options struct {
 	// Token, when set, is sent as "Authorization: Bearer <Token>". It never
 	// appears in errors or String.
 	Token string
+	// TokenFile names a file holding the token (surrounding white space
+	// ignored), read once by New; set Token or TokenFile, not both.
+	TokenFile string
 	// CAFile is a PEM bundle of the certificate authorities to trust instead
 	// of the system's, for a server on a private PKI.
 	CAFile string
@@ -140,6 +143,15 @@ func New(baseURL string, o Options) (*Client, error) {
 	if timeout < 0 {
 		return nil, fmt.Errorf("version server timeout %s is negative", timeout)
 	}
+	token := o.Token
+	if o.TokenFile != "" {
+		if token != "" {
+			return nil, errors.New("version server: set a token or a token file, not both")
+		}
+		if token, err = readTokenFile(o.TokenFile); err != nil {
+			return nil, err
+		}
+	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
 		pool, err := loadCAFile(o.CAFile)
@@ -159,7 +171,7 @@ func New(baseURL string, o Options) (*Client, error) {
 	c := &Client{
 		root:        &root,
 		channelBase: channelBase,
-		token:       o.Token,
+		token:       token,
 		userAgent:   "upkeep-agent/" + version,
 	}
 	c.http = &http.Client{
@@ -431,6 +443,29 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the token file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxVersionBody+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the token file: %w", err)
+	}
+	if len(data) > MaxVersionBody {
+		return "", fmt.Errorf("token file %s is larger than %d bytes; is it the right file?", path, MaxVersionBody)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	if strings.ContainsAny(token, "\r\n") {
+		return "", fmt.Errorf("token file %s holds more than one line; it must hold only the token", path)
+	}
+	return token, nil
 }
 
 func loadCAFile(path string) (*x509.CertPool, error) {

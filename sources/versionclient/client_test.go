@@ -254,6 +254,47 @@ func TestDefaultUserAgentAndNoToken(t *testing.T) {
 	}
 }
 
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("the token is read from the file, trailing newline dropped", func(t *testing.T) {
+		srv := serve(t, reply{body: "v1.0.0"})
+		c := newClient(t, srv.URL, Options{TokenFile: write("token", "file-token\n")})
+		if _, err := c.Target(t.Context(), "edge"); err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.requests()[0].Header.Get("Authorization"); got != "Bearer file-token" {
+			t.Errorf("Authorization = %q", got)
+		}
+	})
+	for _, tt := range []struct {
+		scenario string
+		o        Options
+		err      string
+	}{
+		{"a token and a token file together are refused", Options{Token: "a", TokenFile: write("t2", "b")}, "not both"},
+		{"an empty token file is refused", Options{TokenFile: write("t3", "\n")}, "is empty"},
+		{"a token file of several lines is refused without echoing it", Options{TokenFile: write("t4", "secret-one\nsecret-two\n")}, "more than one line"},
+		{"an absent token file is refused", Options{TokenFile: filepath.Join(dir, "absent")}, "reading the token file"},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			_, err := New("https://updates.example.com", tt.o)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
 func TestBadNamesAreRefusedBeforeAnyRequest(t *testing.T) {
 	srv := serve(t, reply{body: "v1.0.0"})
 	c := newClient(t, srv.URL, Options{})
