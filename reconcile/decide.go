@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -156,11 +157,13 @@ func (s Schedule) Unusable(now time.Time, need time.Duration) (reason string, un
 }
 
 // Bounds are the control plane's limits on agent versions;
-// *spec.ControlPlane is the real one.
+// *spec.ControlPlane is the real one (a nil one counts as unknown).
 type Bounds interface {
 	// Admits returns nil, or why the version breaks the bounds.
 	Admits(version string) error
 }
+
+var _ Bounds = (*spec.ControlPlane)(nil)
 
 // DecisionInput is everything Decide looks at. Zero values of the optional
 // fields mean the documented defaults.
@@ -316,15 +319,25 @@ func skipped(f *facts) (bool, Decision) {
 	return false, Decision{}
 }
 
+// outsideBounds refuses a target the control plane does not admit. The
+// reason is the control plane's (spec.AdmitError.Reason, e.g.
+// AboveControlPlane) when it gives one.
 func outsideBounds(f *facts) (bool, Decision) {
-	if f.in.Bounds == nil {
+	b := f.in.Bounds
+	if cp, ok := b.(*spec.ControlPlane); b == nil || ok && cp == nil {
 		return false, Decision{}
 	}
-	if err := f.in.Bounds.Admits(f.targetStr); err != nil {
-		return true, Decision{Action: ActionRefuse, Reason: "OutsideControlPlaneBounds",
-			Message: fmt.Sprintf("target %s is outside the control plane's bounds (%v); keeping %s", f.targetStr, err, f.currentText())}
+	err := b.Admits(f.targetStr)
+	if err == nil {
+		return false, Decision{}
 	}
-	return false, Decision{}
+	reason := "OutsideControlPlaneBounds"
+	var ae *spec.AdmitError
+	if errors.As(err, &ae) && ae.Reason != "" {
+		reason = ae.Reason
+	}
+	return true, Decision{Action: ActionRefuse, Reason: reason,
+		Message: fmt.Sprintf("target %s is outside the control plane's bounds (%v); keeping %s", f.targetStr, err, f.currentText())}
 }
 
 // critical updates at once, unless a freeze forbids critical updates: then

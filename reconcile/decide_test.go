@@ -7,32 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
-
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/spec"
 )
 
-// fakeBounds admits versions at most its control plane's and at most one
-// major below it, like spec.ControlPlane's default rule.
-type fakeBounds struct{ cp *semver.Version }
+// vetoBounds admits nothing, with an error that is not a spec.AdmitError.
+type vetoBounds struct{}
 
-func bounds(cp string) fakeBounds { return fakeBounds{semver.MustParse(cp)} }
-
-func (b fakeBounds) Admits(version string) error {
-	cp := b.cp
-	v, err := semver.NewVersion(version)
-	if err != nil {
-		return err
-	}
-	if v.GreaterThan(cp) {
-		return fmt.Errorf("%s is above control plane version %s", v, cp)
-	}
-	if v.Major()+1 < cp.Major() {
-		return fmt.Errorf("%s is below %d.0.0", v, cp.Major()-1)
-	}
-	return nil
-}
+func (vetoBounds) Admits(version string) error { return fmt.Errorf("%s vetoed by policy", version) }
 
 func TestDecide(t *testing.T) {
 	// The fake clock: a Tuesday afternoon. Windows are relative to it.
@@ -52,7 +34,7 @@ func TestDecide(t *testing.T) {
 		return DecisionInput{
 			Now: now, Current: "17.1.0", Target: Target{Version: "v17.1.1"},
 			Critical: CriticalNo, Health: Healthy, Schedule: outside,
-			Bounds: bounds("17.2.3"),
+			Bounds: &spec.ControlPlane{Name: "cloud", Version: "17.2.3"},
 		}
 	}
 	tests := []struct {
@@ -134,24 +116,45 @@ func TestDecide(t *testing.T) {
 		{
 			scenario: "a target above the control plane is refused",
 			edit:     func(in *DecisionInput) { in.Target = Target{Version: "17.3.0"} },
-			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
-			message: "target 17.3.0 is outside the control plane's bounds (17.3.0 is above control plane version 17.2.3); keeping 17.1.0",
+			action:   ActionRefuse, rule: RuleControlPlane, reason: spec.ReasonAboveControlPlane,
+			message: `target 17.3.0 is outside the control plane's bounds ("17.3.0" is above control plane "cloud" version 17.2.3); keeping 17.1.0`,
 		},
 		{
 			scenario: "the control-plane bounds beat an unhealthy agent",
 			edit:     func(in *DecisionInput) { in.Target, in.Health = Target{Version: "15.4.0"}, Unhealthy },
-			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
-			message: "15.4.0 is below 16.0.0",
+			action:   ActionRefuse, rule: RuleControlPlane, reason: spec.ReasonBelowSupportedMajor,
+			message: `"15.4.0" is below 16.0.0`,
 		},
 		{
 			scenario: "the control-plane bounds beat a critical update",
 			edit:     func(in *DecisionInput) { in.Target, in.Critical = Target{Version: "18.0.0"}, CriticalYes },
+			action:   ActionRefuse, rule: RuleControlPlane, reason: spec.ReasonAboveControlPlane,
+		},
+		{
+			scenario: "a target outside the control plane's agents constraint is refused",
+			edit: func(in *DecisionInput) {
+				in.Bounds = &spec.ControlPlane{Name: "cloud", Version: "17.2.3", Agents: ">= 16.0.0, < 17.1.0"}
+			},
+			action: ActionRefuse, rule: RuleControlPlane, reason: spec.ReasonOutsideAgentsAllowed,
+			message: `agents constraint ">= 16.0.0, < 17.1.0"`,
+		},
+		{
+			scenario: "bounds that give no reason are refused with a generic one",
+			edit:     func(in *DecisionInput) { in.Bounds = vetoBounds{} },
 			action:   ActionRefuse, rule: RuleControlPlane, reason: "OutsideControlPlaneBounds",
+			message: "(17.1.1 vetoed by policy)",
 		},
 		{
 			scenario: "unknown control-plane bounds are not checked",
 			edit: func(in *DecisionInput) {
 				in.Target, in.Bounds, in.Schedule = Target{Version: "18.0.0"}, nil, inside
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		{
+			scenario: "a nil control plane counts as unknown bounds",
+			edit: func(in *DecisionInput) {
+				in.Target, in.Bounds, in.Schedule = Target{Version: "18.0.0"}, (*spec.ControlPlane)(nil), inside
 			},
 			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
 		},
@@ -427,7 +430,7 @@ func BenchmarkDecide(b *testing.B) {
 	in := DecisionInput{
 		Now: now, Current: "17.1.0", Target: Target{Version: "v17.1.1"}, Critical: CriticalNo, Health: Healthy,
 		Schedule: Schedule{State: ScheduleLoaded, Windows: calendar.Windows(g, now, 14*24*time.Hour)},
-		Skipped:  []string{"17.0.9"}, Bounds: bounds("17.2.3"),
+		Skipped:  []string{"17.0.9"}, Bounds: &spec.ControlPlane{Name: "cloud", Version: "17.2.3"},
 	}
 	if d := Decide(in); d.Rule != RuleWaitForWindow {
 		b.Fatalf("benchmark input settles by %s, want %s", d.Rule, RuleWaitForWindow)
