@@ -89,10 +89,14 @@ func ParseSystemd(data []byte) ([]calendar.Interval, error) {
 		if len(trimmed) == 0 || trimmed[0] == '#' {
 			continue
 		}
-		fields := splitFields(text)
-		if len(fields) != 2 {
+		var buf [2]field
+		fields, count := splitFields(text, buf[:0])
+		if count != 2 {
 			return nil, &SyntaxError{Line: line, Msg: fmt.Sprintf(
-				"want two Unix times \"<start> <stop>\", got %d field(s) in %s", len(fields), quoteShort(text))}
+				"want two Unix times \"<start> <stop>\", got %d field(s) in %s", count, quoteShort(text))}
+		}
+		if out == nil {
+			out = make([]calendar.Interval, 0, bytes.Count(data, []byte{'\n'})+1)
 		}
 		start, err := parseUnix(fields[0].text)
 		if err != nil {
@@ -116,9 +120,10 @@ type field struct {
 	col  int
 }
 
-// splitFields splits a line on spaces and tabs, keeping 1-based columns.
-func splitFields(line []byte) []field {
-	var out []field
+// splitFields splits a line on spaces and tabs, keeping 1-based columns. It
+// appends at most cap(out) fields and counts them all.
+func splitFields(line []byte, out []field) ([]field, int) {
+	count := 0
 	for i := 0; i < len(line); {
 		if line[i] == ' ' || line[i] == '\t' {
 			i++
@@ -128,20 +133,26 @@ func splitFields(line []byte) []field {
 		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
 			j++
 		}
-		out = append(out, field{text: line[i:j], col: i + 1})
+		if len(out) < cap(out) {
+			out = append(out, field{text: line[i:j], col: i + 1})
+		}
+		count++
 		i = j
 	}
-	return out
+	return out, count
 }
 
 func parseUnix(b []byte) (int64, error) {
+	var n int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%s is not a Unix time (decimal seconds since 1970)", quoteShort(b))
 		}
+		if n <= maxUnix { // stop growing once out of range: no overflow
+			n = n*10 + int64(c-'0')
+		}
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || n < minUnix || n > maxUnix {
+	if n > maxUnix {
 		return 0, fmt.Errorf("%s is out of range (0 to %d)", quoteShort(b), int64(maxUnix))
 	}
 	return n, nil
@@ -303,19 +314,28 @@ func ParseJSON(data []byte) ([]calendar.Interval, error) {
 	return out, nil
 }
 
+// rawWindow holds a window's times undecoded, to report each one's error;
+// other fields are ignored. Keys match case-insensitively, as in Teleport's
+// reader (encoding/json into a struct).
+type rawWindow struct {
+	Start json.RawMessage `json:"start"`
+	Stop  json.RawMessage `json:"stop"`
+}
+
 func decodeWindow(dec *json.Decoder, i int) (calendar.Interval, error) {
-	var raw map[string]json.RawMessage
+	var raw rawWindow
 	if err := dec.Decode(&raw); err != nil {
 		return calendar.Interval{}, &SyntaxError{Field: fmt.Sprintf("windows[%d]", i), Msg: "want an object {\"start\":..,\"stop\":..}: " + err.Error()}
 	}
 	var iv calendar.Interval
 	for _, f := range []struct {
 		name string
+		raw  json.RawMessage
 		dst  *time.Time
-	}{{"start", &iv.Start}, {"stop", &iv.End}} {
-		path := fmt.Sprintf("windows[%d].%s", i, f.name)
-		v, ok := raw[f.name]
-		if !ok || string(v) == "null" {
+	}{{"start", raw.Start, &iv.Start}, {"stop", raw.Stop, &iv.End}} {
+		path := "windows[" + strconv.Itoa(i) + "]." + f.name
+		v := f.raw
+		if len(v) == 0 || string(v) == "null" {
 			return iv, &SyntaxError{Field: path, Msg: "missing"}
 		}
 		var s string
