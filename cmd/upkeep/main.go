@@ -1,0 +1,37 @@
+// Command upkeep keeps fleets of agents on the right version: it validates and
+// previews a fleet repository, serves it as a version server, and updates
+// agents beside them.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the command line and returns the process exit code:
+// 0 success, 1 a failed check or operation, 2 a usage error.
+func run(args []string) int {
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	var coded *exitCodeError
+	if errors.As(err, &coded) {
+		if coded.Err != nil {
+			fmt.Fprintln(os.Stderr, "upkeep:", coded.Err)
+		}
+		return coded.Code
+	}
+	fmt.Fprintln(os.Stderr, "upkeep:", err)
+	if isUsageError(err) {
+		return 2
+	}
+	return 1
+}

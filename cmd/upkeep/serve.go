@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/server"
+	"upkeep.dev/upkeep/sources"
+)
+
+type serveFlags struct {
+	source, branch, listen        string
+	interval, fetchTimeout        time.Duration
+	tlsCert, tlsKey               string
+	tokenFile, sshKeyFile         string
+	knownHosts, webhookSecretFile string
+	cacheDir                      string
+	allowPlainHTTP                bool
+	logFormat, logLevel           string
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve --source DIR|URL",
+		Short: "Serve a fleet repository as a version server (Teleport protocol and JSON)",
+		Long: `serve pulls the fleet repository on an interval (or at once when the Git
+webhook fires), validates every revision, and serves the newest valid one.
+An invalid revision is never served: the last good one stays, and the
+failure shows in /status, the metrics and the log.`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", "", "fleet repository: a folder, or a Git URL (https://, ssh://, git@host:path, file://)")
+	fl.StringVar(&f.branch, "branch", "", "Git branch to serve (default: the remote's default branch)")
+	fl.DurationVar(&f.interval, "interval", 30*time.Second, "how often to pull the source")
+	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", 60*time.Second, "time limit for one pull of the source")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); required to listen beyond loopback")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP beyond loopback (only behind a TLS-terminating proxy)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the HTTPS Git token")
+	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "file holding the SSH private key for ssh:// sources")
+	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh:// sources")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the secret of POST /v1/hooks/git (GitHub X-Hub-Signature-256); unset disables the hook")
+	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where Git sources are cloned")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func runServe(ctx context.Context, f serveFlags) error {
+	log, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.source == "" {
+		return usageError{errors.New("--source is required: a folder or a Git URL")}
+	}
+	if f.interval < time.Second {
+		return usageError{fmt.Errorf("--interval %s is too short: use 1s or more", f.interval)}
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if f.tlsCert == "" && !f.allowPlainHTTP && !isLoopback(f.listen) {
+		return usageError{fmt.Errorf("--listen %s is beyond loopback: give --tls-cert and --tls-key, or --allow-plain-http behind a TLS-terminating proxy", f.listen)}
+	}
+	var secret []byte
+	if f.webhookSecretFile != "" {
+		if secret, err = readSecretFile(f.webhookSecretFile); err != nil {
+			return fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+	}
+	src, err := newSource(f)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec := reconcile.New(src, reconcile.Options{Logger: log, Registerer: reg})
+	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log})
+	srv := server.NewHTTPServer(f.listen, handler)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			served <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("upkeep serve started", "version", buildVersion(), "source", src.String(),
+		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil)
+
+	syncCtx, stopSync := context.WithCancel(ctx)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		rec.Run(syncCtx, f.interval)
+	}()
+
+	select {
+	case err = <-served:
+		stopSync()
+		<-synced
+		return fmt.Errorf("listening on %s: %w", f.listen, err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping: draining connections")
+	stopSync()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-synced
+	if err != nil {
+		return fmt.Errorf("graceful stop: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newSource(f serveFlags) (reconcile.Source, error) {
+	if !isGitURL(f.source) {
+		st, err := os.Stat(f.source)
+		if err != nil {
+			return nil, fmt.Errorf("--source %s: %w", f.source, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("--source %s is not a folder or a Git URL", f.source)
+		}
+		return sources.NewFolder(f.source), nil
+	}
+	return sources.NewGit(sources.GitOptions{
+		URL:            f.source,
+		Branch:         f.branch,
+		CacheDir:       f.cacheDir,
+		TokenFile:      f.tokenFile,
+		SSHKeyFile:     f.sshKeyFile,
+		KnownHostsFile: f.knownHosts,
+		Timeout:        f.fetchTimeout,
+	})
+}
+
+func isGitURL(s string) bool {
+	if strings.Contains(s, "://") {
+		return true
+	}
+	// scp-like syntax: user@host:path
+	at, colon := strings.Index(s, "@"), strings.Index(s, ":")
+	return at > 0 && colon > at
+}
+
+// isLoopback reports whether a listen address only accepts local connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// readSecretFile reads a small secret, bounded so a wrong path (a log, a
+// device) cannot exhaust memory.
+func readSecretFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	const limit = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: is it the right file?", path, limit)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b, nil
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" { // systemd StateDirectory=
+		return filepath.Join(strings.Split(d, ":")[0], "git")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "upkeep", "git")
+	}
+	return filepath.Join(os.TempDir(), "upkeep-git")
+}
