@@ -346,6 +346,10 @@ func decodeWindow(dec *json.Decoder, i int) (calendar.Interval, error) {
 		if err != nil {
 			return iv, &SyntaxError{Field: path, Msg: fmt.Sprintf("%s is not an RFC 3339 time (like 2026-03-28T02:00:00Z)", quoteShort([]byte(s)))}
 		}
+		if sec := t.Unix(); sec < minUnix || sec > maxUnix {
+			// Out of what the systemd format (and RFC 3339 in UTC) can hold.
+			return iv, &SyntaxError{Field: path, Msg: fmt.Sprintf("%s is outside 1970-01-01 to 9999-12-31 UTC", quoteShort([]byte(s)))}
+		}
 		*f.dst = t.UTC()
 	}
 	if iv.End.Before(iv.Start) {

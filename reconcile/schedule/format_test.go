@@ -248,6 +248,8 @@ func TestParseJSONErrors(t *testing.T) {
 		{"a time that is not RFC 3339 is refused", `{"windows":[{"start":"2023-03-28 02:00","stop":"2023-03-28T03:00:00Z"}]}`, 1, 0, "windows[0].start", `"2023-03-28 02:00" is not an RFC 3339 time`},
 		{"a time given as a number is refused", `{"windows":[{"start":1679968800,"stop":"2023-03-28T03:00:00Z"}]}`, 1, 0, "windows[0].start", "want an RFC 3339 time string, got \"1679968800\""},
 		{"a window that is not an object is refused", `{"windows":["x"]}`, 1, 13, "windows[0]", "want an object"},
+		{"a time before 1970 is refused", `{"windows":[{"start":"1969-12-31T23:59:59Z","stop":"2023-03-28T03:00:00Z"}]}`, 1, 0, "windows[0].start", "outside 1970-01-01 to 9999-12-31 UTC"},
+		{"year 0 with an offset (year -1 in UTC) is refused", `{"windows":[{"start":"0000-01-01T00:00:00+01:00","stop":"0000-01-01T00:00:00Z"}]}`, 1, 0, "windows[0].start", "outside"},
 		{"a stop before its start names the window's line", multi, 3, 3, "windows[1].stop", "2023-03-28T03:00:00Z is before start 2023-03-29T02:00:00Z"},
 		{"data after the object is refused", windowRef + "\n{}", 0, 0, "", "invalid JSON"},
 	}
@@ -388,13 +390,17 @@ func FuzzParseJSON(f *testing.F) {
 		}
 		js, err := FormatJSON(ws)
 		if err != nil {
-			// RFC 3339 parsing accepts only four-digit years, so this
-			// cannot happen.
+			// ParseJSON keeps times within 1970..9999 UTC, so this cannot
+			// happen.
 			t.Fatalf("FormatJSON(%v): %v", ws, err)
 		}
 		back, err := ParseJSON(js)
 		if err != nil || !slices.EqualFunc(back, ws, func(a, b calendar.Interval) bool { return a.Start.Equal(b.Start) && a.End.Equal(b.End) }) {
 			t.Fatalf("JSON round trip: %v, %v; want %v", back, err, ws)
+		}
+		// Every JSON schedule can be saved in Teleport's systemd format.
+		if _, err := FormatSystemd(ws); err != nil {
+			t.Fatalf("FormatSystemd(%v): %v", ws, err)
 		}
 	})
 }
