@@ -107,7 +107,7 @@ func TestTarget(t *testing.T) {
 			[]string{"status 404 Not Found", "check the channel or group name", `"unknown channel\n"`}},
 		{"a server error's 500 is an error with the status and body", reply{status: 500, body: "boom"}, Target{},
 			[]string{"status 500 Internal Server Error", `"boom"`}},
-		{"a 200 after a long redirect-free wait hits the timeout", reply{body: "v1.2.3", delay: 3 * time.Second}, Target{},
+		{"a slow server hits the timeout", reply{body: "v1.2.3", delay: 3 * time.Second}, Target{},
 			[]string{"timed out"}},
 	}
 	for _, tt := range tests {
