@@ -2,6 +2,17 @@
 // hosts that only have yum), on the host or in an isolated root (for tests).
 // Package signatures are always checked, no key is ever imported into the
 // rpm database by an install, and the installed version is read back with rpm.
+//
+// Keys: dnf runs with -y, and -y also answers "import this key?". So
+//   - every command first audits the configuration (LoadConfig) and refuses
+//     a repository with gpgcheck off or a gpgkey= that is not a local
+//     file:/// path (a key fetched from the network would be trusted blindly);
+//   - list and install blank every repository's gpgkey= (--setopt=ID.gpgkey=),
+//     so packages verify only against keys already in the rpm database;
+//   - refresh (makecache) keeps gpgkey=: repositories with repo_gpgcheck=1
+//     need it to check repomd.xml.asc, and dnf keeps that key in a
+//     per-repository metadata keyring, not in the rpm database. Only the
+//     local files the operator configured can be read there.
 package dnf
 
 import (
@@ -256,9 +267,7 @@ func (i *Installer) exec(ctx context.Context, op string, argv []string) (run.Res
 func (i *Installer) stopKeyringAgents() {
 	homes, _ := filepath.Glob(filepath.Join(i.cfg.CacheDir(), "*", "pubring"))
 	for _, h := range homes {
-		if _, err := os.Stat(filepath.Join(h, "S.gpg-agent")); err != nil {
-			continue
-		}
+		// No socket check: gpg may keep the socket under /run/user instead.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = run.Run(ctx, run.Cmd{Argv: []string{"gpgconf", "--homedir", h, "--kill", "gpg-agent"}})
 		cancel()
