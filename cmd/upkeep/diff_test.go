@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// diffNow is Monday 23 November 2026, 22:00 UTC.
+var diffNow = time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+
+const controlPlanesYAML = `apiVersion: upkeep.dev/v1alpha1
+kind: ControlPlane
+metadata:
+  name: cloud
+spec:
+  version: 17.4.2
+`
+
+func channelsYAML(version string) string {
+	return `apiVersion: upkeep.dev/v1alpha1
+kind: Channel
+metadata:
+  name: stable/cloud
+spec:
+  controlPlane: cloud
+  version: ` + version + `
+---
+apiVersion: upkeep.dev/v1alpha1
+kind: Channel
+metadata:
+  name: stable/rolling
+spec:
+  controlPlane: cloud
+  follow: controlPlane
+`
+}
+
+func groupYAML(start string) string {
+	return `apiVersion: upkeep.dev/v1alpha1
+kind: Group
+metadata:
+  name: eu-prod
+spec:
+  channel: stable/cloud
+  timezone: Europe/Berlin
+  windows:
+    - days: [Tue, Thu]
+      start: "` + start + `"
+      duration: 4h
+`
+}
+
+// fleetRepo creates a Git repository with the git CLI: a first commit with
+// stable/cloud at 17.3.0, a second raising it to 17.4.0, and an uncommitted
+// edit that moves eu-prod's window to 03:00.
+func fleetRepo(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	gitRun(t, dir, "init", "-q", "-b", "main")
+	writeFile(t, dir, "control-planes.yaml", controlPlanesYAML)
+	writeFile(t, dir, "channels/stable.yaml", channelsYAML("17.3.0"))
+	writeFile(t, dir, "groups/eu-prod.yaml", groupYAML("02:00"))
+	gitRun(t, dir, "add", "-A")
+	gitRun(t, dir, "commit", "-q", "-m", "fleet: first")
+	writeFile(t, dir, "channels/stable.yaml", channelsYAML("17.4.0"))
+	gitRun(t, dir, "commit", "-q", "-am", "stable/cloud: roll out 17.4.0")
+	writeFile(t, dir, "groups/eu-prod.yaml", groupYAML("03:00"))
+	return dir
+}
+
+func gitRun(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com",
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	path := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runDiffCmd runs `upkeep diff args...` and returns its output and the
+// process exit code main would return.
+func runDiffCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := newDiffCmdAt(func() time.Time { return diffNow })
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	code := 0
+	if err != nil {
+		var coded *exitCodeError
+		switch {
+		case errors.As(err, &coded):
+			code = coded.Code
+		case isUsageError(err):
+			code = 2
+		default:
+			code = 1
+		}
+		t.Logf("upkeep diff %s: exit %d: %v", strings.Join(args, " "), code, err)
+	}
+	return out.String(), code
+}
+
+func TestDiffCommand(t *testing.T) {
+	repo := fleetRepo(t)
+	head := gitRun(t, repo, "rev-parse", "HEAD")
+
+	t.Run("base HEAD~1 against head HEAD shows the committed upgrade only", func(t *testing.T) {
+		out, code := runDiffCmd(t, "--repo", repo, "--base", "HEAD~1", "--head", "HEAD")
+		if code != 0 {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+		for _, want := range []string{
+			"upkeep diff: HEAD~1 (",
+			"→ HEAD (" + head[:12] + ")",
+			"1 channel changed (1 upgrade)",
+			"~ stable/cloud: 17.3.0 → 17.4.0 (upgrade; pin changed)",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "Groups:") || strings.Contains(out, "03:00") {
+			t.Errorf("the uncommitted window edit is not part of HEAD:\n%s", out)
+		}
+	})
+
+	t.Run("the default head is the work tree with its uncommitted edit", func(t *testing.T) {
+		out, code := runDiffCmd(t, "--repo", repo)
+		if code != 0 {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+		for _, want := range []string{
+			"→ work tree",
+			"1 group changed",
+			"windows: Tue,Thu 02:00 for 4h → Tue,Thu 03:00 for 4h",
+			"Tue 2026-11-24 02:00–06:00 CET (01:00–05:00 UTC)",
+			"Tue 2026-11-24 03:00–07:00 CET (02:00–06:00 UTC)",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "stable/cloud") {
+			t.Errorf("the committed upgrade is in base HEAD already:\n%s", out)
+		}
+	})
+
+	t.Run("json output parses and carries the summary", func(t *testing.T) {
+		out, code := runDiffCmd(t, "--repo", repo, "--base", "HEAD~1", "--output", "json")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		var r struct {
+			Summary struct {
+				Upgrades, GroupsModified int
+			}
+			Channels []struct{ Name, Movement string }
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v in:\n%s", err, out)
+		}
+		if r.Summary.Upgrades != 1 || r.Summary.GroupsModified != 1 || len(r.Channels) != 1 || r.Channels[0].Movement != "upgrade" {
+			t.Errorf("got %+v", r)
+		}
+	})
+
+	t.Run("markdown output is a pull-request comment", func(t *testing.T) {
+		out, code := runDiffCmd(t, "--repo", repo, "--base", "HEAD~1", "--output", "markdown")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if !strings.HasPrefix(out, "### upkeep diff: HEAD\\~1 (") || !strings.Contains(out, "| `stable/cloud` | modified | 17.3.0 → 17.4.0 | upgrade |") {
+			t.Errorf("got:\n%s", out)
+		}
+	})
+
+	t.Run("an invalid work tree exits 1 and lists its errors with file and line", func(t *testing.T) {
+		bad := fleetRepo(t)
+		writeFile(t, bad, "channels/stable.yaml", channelsYAML("17.9.0"))
+		out, code := runDiffCmd(t, "--repo", bad)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1; output:\n%s", code, out)
+		}
+		for _, want := range []string{"head is invalid: ", "Errors in head (", "channels/stable.yaml:7:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("an invalid base is still compared and said to be invalid", func(t *testing.T) {
+		r := fleetRepo(t)
+		writeFile(t, r, "channels/stable.yaml", channelsYAML("17.9.0"))
+		gitRun(t, r, "commit", "-q", "-am", "broken")
+		writeFile(t, r, "channels/stable.yaml", channelsYAML("17.4.1"))
+		out, code := runDiffCmd(t, "--repo", r, "--head", "HEAD~1", "--base", "HEAD")
+		if code != 0 {
+			t.Fatalf("exit %d, want 0 (head is valid); output:\n%s", code, out)
+		}
+		if !strings.Contains(out, "note: base is itself invalid (1 error); compared anyway") ||
+			!strings.Contains(out, "stable/cloud: 17.9.0 → 17.4.0 (downgrade; pin changed)") {
+			t.Errorf("got:\n%s", out)
+		}
+	})
+
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--repo", repo, "--output", "yaml"},
+			{"--repo", repo, "--no-such-flag"},
+			{"--repo", repo, "extra-argument"},
+		} {
+			if _, code := runDiffCmd(t, args...); code != 2 {
+				t.Errorf("upkeep diff %v: exit %d, want 2", args, code)
+			}
+		}
+	})
+
+	t.Run("an unknown base revision exits 1 naming it", func(t *testing.T) {
+		_, code := runDiffCmd(t, "--repo", repo, "--base", "no-such-branch")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	})
+}
