@@ -1,0 +1,57 @@
+package hostupdater
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		scenario string
+		yaml     string
+		wantErr  string // substring; "" means valid
+	}{
+		{"a minimal configuration is valid", "server: https://u.example.com\nchannel: stable/cloud\npackage: teleport\n", ""},
+		{"the server is required", "channel: stable/cloud\npackage: teleport\n", "agent.yaml:1: server: required"},
+		{"an unknown field is named with its line", "server: https://u\nchannel: c\npackage: p\nrestrat: restart\n", "agent.yaml:4: unknown field restrat"},
+		{"an unknown installer is refused", "server: https://u\nchannel: c\npackage: p\ninstaller: pacman\n", `agent.yaml:4: installer: "pacman" is not one of auto, apt, dnf, yum, zypper`},
+		{"a bad restart mode is refused", "server: https://u\nchannel: c\npackage: p\nrestart: bounce\n", `agent.yaml:4: restart: "bounce"`},
+		{"a bad duration names the line", "server: https://u\nchannel: c\npackage: p\ninterval: soon\n", `agent.yaml:4: "soon" is not a duration`},
+		{"a schedule from the server needs a group", "server: https://u\nchannel: c\npackage: p\nschedule:\n  source: server\n", "agent.yaml:1: group: required when schedule.source is server"},
+		{"a too short interval is refused", "server: https://u\nchannel: c\npackage: p\ninterval: 1s\n", "agent.yaml:4: interval: 1s is too short"},
+		{"jitter must be below the interval", "server: https://u\nchannel: c\npackage: p\ninterval: 1m\njitter: 2m\n", "agent.yaml:5: jitter: must be shorter"},
+		{"an http check needs a url", "server: https://u\nchannel: c\npackage: p\nhealth:\n  http:\n    status: 200\n", "agent.yaml:5: health.http.url: required"},
+		{"an empty file says what to set", "", "empty configuration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			_, err := ParseConfig("agent.yaml", []byte(tt.yaml))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := ParseConfig("agent.yaml", []byte("server: https://u\nchannel: c\npackage: teleport\ngroup: eu\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Unit != "teleport.service" || c.Installer != "auto" || c.Restart != "try-restart" ||
+		c.Schedule.Source != "server" || c.StateDir != DefaultStateDir || time.Duration(c.Interval) != DefaultInterval ||
+		time.Duration(c.Jitter) != DefaultJitter || !*c.Health.Systemd || *c.Report {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = ParseConfig("agent.yaml", []byte("server: https://u\nchannel: c\npackage: teleport\ntokenFile: /run/t\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Schedule.Source != "file" || c.Schedule.File != DefaultScheduleFile || !*c.Report {
+		t.Errorf("without a group the agent's own file is the schedule and a token turns reports on: %+v", c)
+	}
+}

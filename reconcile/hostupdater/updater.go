@@ -1,0 +1,343 @@
+package hostupdater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"upkeep.dev/upkeep/installers"
+	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/apply"
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/health"
+	"upkeep.dev/upkeep/reconcile/schedule"
+	"upkeep.dev/upkeep/sources/versionclient"
+)
+
+// VersionServer is what the updater asks about its channel and group;
+// versionclient.Client is the real one.
+type VersionServer interface {
+	Target(ctx context.Context, channel string) (versionclient.Target, error)
+	Critical(ctx context.Context, channel string) (bool, error)
+	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
+}
+
+// ScheduleSource gives the agent's maintenance schedule, judged at now.
+type ScheduleSource interface {
+	Load(ctx context.Context, now time.Time) schedule.Schedule
+	String() string
+}
+
+// Updater runs passes over one agent.
+type Updater struct {
+	cfg       *Config
+	server    VersionServer
+	installer installers.Installer
+	schedule  ScheduleSource
+	health    *health.Checker
+	systemctl Systemctl
+	report    func(ctx context.Context, p *Pass) error
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// Parts are the updater's collaborators; New fills what is left nil from the
+// configuration.
+type Parts struct {
+	Server    VersionServer
+	Installer installers.Installer
+	Schedule  ScheduleSource
+	Health    *health.Checker
+	Systemctl Systemctl
+	Report    func(ctx context.Context, p *Pass) error
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// New assembles an Updater. Server and Installer are required.
+func New(cfg *Config, p Parts) (*Updater, error) {
+	if p.Server == nil || p.Installer == nil {
+		return nil, errors.New("hostupdater: a version server and an installer are required")
+	}
+	u := &Updater{
+		cfg: cfg, server: p.Server, installer: p.Installer, schedule: p.Schedule,
+		health: p.Health, systemctl: p.Systemctl, report: p.Report, now: p.Now, log: p.Logger,
+	}
+	if u.now == nil {
+		u.now = time.Now
+	}
+	if u.log == nil {
+		u.log = slog.Default()
+	}
+	if u.systemctl == nil {
+		u.systemctl = ExecSystemctl
+	}
+	if u.schedule == nil {
+		switch cfg.Schedule.Source {
+		case "server":
+			u.schedule = &schedule.ServerSource{
+				Fetch:  p.Server.Schedule,
+				Group:  cfg.Group,
+				Path:   filepath.Join(cfg.StateDir, "schedule"),
+				Logger: u.log,
+			}
+		case "file":
+			u.schedule = schedule.FileSource{Path: cfg.Schedule.File}
+		default:
+			u.schedule = schedule.NoSource{}
+		}
+	}
+	if u.health == nil {
+		checker, err := NewChecker(cfg, u.systemctl)
+		if err != nil {
+			return nil, err
+		}
+		u.health = checker
+	}
+	return u, nil
+}
+
+// NewChecker builds the health checks the configuration names.
+func NewChecker(cfg *Config, sc Systemctl) (*health.Checker, error) {
+	var checks []health.Check
+	timeout := time.Duration(cfg.Health.Timeout)
+	if h := cfg.Health.HTTP; h != nil {
+		c, err := health.NewHTTPCheck(h.URL, h.Status, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("health.http: %w", err)
+		}
+		checks = append(checks, c)
+	}
+	if *cfg.Health.Systemd {
+		c, err := health.NewUnitCheck(cfg.Unit, health.Runner(sc))
+		if err != nil {
+			return nil, fmt.Errorf("health.systemd: %w", err)
+		}
+		checks = append(checks, c)
+	}
+	if len(cfg.Health.Command) > 0 {
+		c, err := health.NewCommandCheck(cfg.Health.Command, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("health.command: %w", err)
+		}
+		checks = append(checks, c)
+	}
+	return health.NewChecker(checks...), nil
+}
+
+// Pass is what one pass saw, decided and did.
+type Pass struct {
+	At        time.Time
+	Current   string // installed release version, "" when not installed or unknown
+	Target    string // the channel's version, "none", or "" when it could not be read
+	TargetErr error
+	Critical  reconcile.Critical
+	Health    health.Result
+	Schedule  schedule.Schedule
+	Decision  reconcile.Decision
+	Recovered *apply.Result // an unfinished update finished before this pass
+	Result    *apply.Result // the update this pass made, if any
+	Commands  [][]string    // what an update runs (dry run: would run)
+	Err       error         // what stopped the pass early, if anything
+}
+
+// Once runs one pass. With dryRun it decides and lists the commands an update
+// would run, but changes nothing (no lock, no state written).
+func (u *Updater) Once(ctx context.Context, dryRun bool) *Pass {
+	p := &Pass{At: u.now()}
+	p.Err = u.pass(ctx, p, dryRun)
+	if p.Err != nil {
+		u.log.Error("pass failed", "error", p.Err)
+	}
+	if !dryRun && u.report != nil && *u.cfg.Report {
+		if err := u.report(ctx, p); err != nil {
+			u.log.Warn("report not sent", "error", err)
+		}
+	}
+	return p
+}
+
+func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
+	dir := u.cfg.StateDir
+	applier := &apply.Applier{Dir: dir, Target: u.target(), Now: u.now, Logger: u.log}
+	if !dryRun {
+		unlock, err := apply.Lock(dir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		// A crash in the middle of an update is finished before anything else.
+		if p.Recovered, err = applier.Recover(ctx); err != nil {
+			return err
+		}
+		if p.Recovered != nil {
+			u.log.Info("finished an interrupted update", "outcome", p.Recovered.Outcome, "reason", p.Recovered.Reason, "message", p.Recovered.Message)
+		}
+	}
+	state, err := apply.ReadState(dir)
+	if err != nil {
+		return err
+	}
+
+	in := reconcile.DecisionInput{
+		Now:               p.At,
+		UpdateDuration:    time.Duration(u.cfg.UpdateDuration),
+		UnusableThreshold: u.cfg.UnusableThreshold,
+	}
+
+	if current, err := u.currentVersion(ctx); err != nil {
+		u.log.Warn("installed version unknown", "package", u.cfg.Package, "error", err)
+	} else {
+		p.Current = current
+	}
+	in.Current = p.Current
+
+	target, err := u.server.Target(ctx, u.cfg.Channel)
+	switch {
+	case err != nil:
+		p.TargetErr = err
+		in.Target = reconcile.Target{Err: err}
+	case target.None:
+		p.Target = "none"
+		in.Target = reconcile.Target{Version: "none"}
+	default:
+		p.Target = target.Version
+		in.Target = reconcile.Target{Version: target.Version}
+	}
+	p.Critical = reconcile.CriticalUnknown
+	if err == nil {
+		if crit, cerr := u.server.Critical(ctx, u.cfg.Channel); cerr != nil {
+			u.log.Warn("critical flag unknown", "channel", u.cfg.Channel, "error", cerr)
+		} else if crit {
+			p.Critical = reconcile.CriticalYes
+		} else {
+			p.Critical = reconcile.CriticalNo
+		}
+	}
+	in.Critical = p.Critical
+
+	p.Schedule = u.schedule.Load(ctx, p.At)
+	in.Schedule = decisionSchedule(p.Schedule)
+	if _, unusable := in.Schedule.Unusable(p.At, in.UpdateDuration); unusable {
+		in.UnusableChecks = state.UnusableChecks + 1
+	}
+
+	p.Health = u.health.Probe(ctx)
+	in.Health = decisionHealth(p.Health.Status)
+
+	state.Skipped, _ = apply.PruneSkipped(state.Skipped, p.Target)
+	for _, s := range state.Skipped {
+		in.Skipped = append(in.Skipped, s.Version)
+	}
+
+	p.Decision = reconcile.Decide(in)
+	u.log.Info("decision", "decision", p.Decision, "current", p.Current, "target", p.Target,
+		"critical", p.Critical, "health", p.Health.Status, "schedule", p.Schedule.String())
+
+	if p.Decision.Action == reconcile.ActionUpdate {
+		pkgVersion := p.Target
+		if !dryRun {
+			if err := u.installer.Refresh(ctx); err != nil {
+				return u.saveState(dir, p, in.UnusableChecks, fmt.Errorf("refreshing package metadata: %w", err))
+			}
+		}
+		if v, err := u.installer.Resolve(ctx, u.cfg.Package, p.Target); err == nil {
+			pkgVersion = v
+		} else if !dryRun {
+			return u.saveState(dir, p, in.UnusableChecks, err)
+		}
+		p.Commands = append(u.installer.Commands(u.cfg.Package, pkgVersion), restartArgv(u.cfg.Restart, u.cfg.Unit))
+		if !dryRun {
+			res := applier.Apply(ctx, p.Current, p.Target)
+			p.Result = &res
+			u.log.Info("update finished", "outcome", res.Outcome, "from", res.From, "to", res.To, "reason", res.Reason, "message", res.Message)
+		}
+	}
+	if dryRun {
+		return nil
+	}
+	return u.saveState(dir, p, in.UnusableChecks, nil)
+}
+
+// saveState records the decision and the unusable-schedule count. It re-reads
+// the state because Apply may have added to the skip list meanwhile.
+func (u *Updater) saveState(dir string, p *Pass, unusable int, passErr error) error {
+	state, err := apply.ReadState(dir)
+	if err != nil {
+		return errors.Join(passErr, err)
+	}
+	state.Skipped, _ = apply.PruneSkipped(state.Skipped, p.Target)
+	state.UnusableChecks = unusable
+	if p.Decision.Action == reconcile.ActionUpdate && passErr == nil {
+		state.UnusableChecks = 0
+	}
+	state.LastDecision = &apply.DecisionRecord{
+		At: p.At, Action: string(p.Decision.Action), Rule: p.Decision.Rule,
+		Reason: p.Decision.Reason, Message: p.Decision.Message, RecheckAt: p.Decision.RecheckAt,
+	}
+	if p.Result != nil {
+		state.LastResult = p.Result
+	}
+	return errors.Join(passErr, apply.WriteState(dir, state))
+}
+
+func (u *Updater) currentVersion(ctx context.Context) (string, error) {
+	v, ok, err := u.installer.Installed(ctx, u.cfg.Package)
+	if err != nil || !ok {
+		return "", err
+	}
+	return installers.ReleaseVersion(v), nil
+}
+
+// Run runs passes until ctx ends: every interval ± jitter, or sooner when the
+// decision asks to look again at a given time (a window's start).
+func (u *Updater) Run(ctx context.Context) {
+	for {
+		p := u.Once(ctx, false)
+		wait := u.nextWait(p)
+		u.log.Debug("next pass", "in", wait.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (u *Updater) nextWait(p *Pass) time.Duration {
+	interval, jitter := time.Duration(u.cfg.Interval), time.Duration(u.cfg.Jitter)
+	wait := interval
+	if jitter > 0 {
+		wait += time.Duration(rand.Int64N(int64(2*jitter))) - jitter
+	}
+	if at := p.Decision.RecheckAt; !at.IsZero() {
+		if until := at.Sub(u.now()); until > 0 && until < wait {
+			wait = until
+		}
+	}
+	return max(wait, time.Second)
+}
+
+func decisionSchedule(s schedule.Schedule) reconcile.Schedule {
+	switch s.State {
+	case schedule.Missing:
+		return reconcile.Schedule{State: reconcile.ScheduleMissing}
+	case schedule.Unreadable:
+		return reconcile.Schedule{State: reconcile.ScheduleUnreadable, Err: s.Err}
+	}
+	return reconcile.Schedule{State: reconcile.ScheduleLoaded, Windows: s.Windows}
+}
+
+func decisionHealth(s health.Status) reconcile.Health {
+	switch s {
+	case health.Healthy:
+		return reconcile.Healthy
+	case health.Unhealthy:
+		return reconcile.Unhealthy
+	}
+	return reconcile.HealthUnknown
+}
