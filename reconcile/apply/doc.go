@@ -1,0 +1,47 @@
+// Package apply changes an agent's version safely: it installs the target,
+// restarts the agent, judges its health over a settle period, and rolls back
+// to the previous version when the new one does not prove healthy. Every
+// step is written to a journal on disk before it runs, so an updater killed
+// in the middle (crash, SIGKILL, power loss) finishes the job on its next
+// start (Applier.Recover). The host updater and the Kubernetes updater share
+// this step; they differ only in their Target.
+//
+// # Files in the state directory
+//
+//   - journal.json: the apply in progress or the last one finished (Journal).
+//   - state.json: the skip list and the updater's small memory (State).
+//   - lock: held with flock(2) by the one updater allowed to act (Lock).
+//
+// Both JSON files are written atomically (temporary file, fsync, rename,
+// fsync of the directory) and read with a size bound. A file that cannot be
+// parsed is an error naming the file and what to do; it is never silently
+// replaced, because an empty skip list would reinstall a known-bad version.
+//
+// # The skip list
+//
+// A version goes on the skip list only when it was installed and then proved
+// bad: its install changed the package and failed, it did not restart, or it
+// did not settle healthy. A refused install (a signature that does not
+// verify, a version the repository lacks, a locked package manager) leaves
+// the installed version as it was; that says nothing about the release, so
+// nothing is skipped and the next check tries again. An apply interrupted
+// before the package changed is not a verdict either. A skipped version stays
+// skipped until the channel's target becomes another version (PruneSkipped):
+// lowering or raising the channel is always enough to move on.
+//
+// # Recovery
+//
+// Recover reads the unfinished journal and the installed version:
+//
+//	step                          installed   then
+//	installing|restarting|settling  to        restart, settle; healthy: keep (Updated),
+//	                                          else roll back and skip to
+//	installing                      from      restart, settle from (Failed, nothing skipped)
+//	installing                      other     roll back to from (nothing skipped)
+//	restarting|settling             not to    roll back to from and skip to
+//	rolling-back                    any       finish the rollback, skip to
+//
+// Recover is idempotent: it ends by marking the journal done, and a second
+// run finds nothing to do; a run cut short leaves the journal at a step from
+// which the next run goes on.
+package apply

@@ -1,0 +1,164 @@
+package apply
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File names inside the state directory.
+const (
+	JournalFile = "journal.json"
+	StateFile   = "state.json"
+	LockFile    = "lock"
+)
+
+// Size bounds for reading the files; anything larger is corrupt, not cut.
+const (
+	maxJournalSize = 64 << 10
+	maxStateSize   = 1 << 20
+)
+
+// CorruptFileError is a journal or state file that cannot be trusted.
+type CorruptFileError struct {
+	Path      string
+	Line, Col int // 0 when the problem has no position
+	Err       error
+	Next      string // what the operator should do
+}
+
+func (e *CorruptFileError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Path)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	if e.Next != "" {
+		fmt.Fprintf(&b, "; next: %s", e.Next)
+	}
+	return b.String()
+}
+
+func (e *CorruptFileError) Unwrap() error { return e.Err }
+
+// readBounded reads at most max bytes of path; a larger file is an error.
+// A missing file returns an error wrapping fs.ErrNotExist.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return data, nil
+}
+
+// decodeJSON decodes exactly one JSON value from data into v; syntax and
+// type errors carry their line and column. Unknown fields are allowed so
+// that a newer upkeep's additions do not break an older one.
+func decodeJSON(path string, data []byte, v any, next string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		ce := &CorruptFileError{Path: path, Err: fmt.Errorf("not valid JSON: %w", err), Next: next}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			ce.Line, ce.Col = lineCol(data, se.Offset)
+		case errors.As(err, &te):
+			ce.Line, ce.Col = lineCol(data, te.Offset)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			ce.Err = errors.New("empty or truncated file")
+		}
+		return ce
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		line, col := lineCol(data, dec.InputOffset())
+		return &CorruptFileError{Path: path, Line: line, Col: col, Err: errors.New("unexpected data after the JSON object"), Next: next}
+	}
+	return nil
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int64) (int, int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	if off < 0 {
+		off = 0
+	}
+	before := data[:off]
+	line := bytes.Count(before, []byte{'\n'}) + 1
+	col := int(off) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
+}
+
+// writeAtomic replaces path with data so that a crash at any moment leaves
+// either the old or the new content: a temporary file in the same directory,
+// fsync, rename, fsync of the directory (which makes the rename durable).
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	// CreateTemp makes 0600 files; operators' tools may read these files.
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	renamed = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeStaleTemps deletes temporary files a crash left behind in dir. The
+// caller holds the lock, so no write is in progress.
+func removeStaleTemps(dir string) {
+	for _, name := range []string{JournalFile, StateFile} {
+		matches, _ := filepath.Glob(filepath.Join(dir, "."+name+".*.tmp"))
+		for _, m := range matches {
+			os.Remove(m)
+		}
+	}
+}
