@@ -22,6 +22,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newServeCmd(),
+		newDiffCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
