@@ -1,5 +1,7 @@
 package main
 
+import "strconv"
+
 // exitCodeError ends the process with Code after printing Err (when not nil):
 // 1 for a failed check (an invalid repository), 2 for a usage error.
 type exitCodeError struct {
@@ -9,7 +11,7 @@ type exitCodeError struct {
 
 func (e *exitCodeError) Error() string {
 	if e.Err == nil {
-		return "exit status " + string(rune('0'+e.Code))
+		return "exit status " + strconv.Itoa(e.Code)
 	}
 	return e.Err.Error()
 }
