@@ -234,7 +234,16 @@ func readIgnore(fsys fs.FS) (gitignore.Matcher, error) {
 
 // file reads every document of one file.
 func (c *fileChecker) file(name string, data []byte) {
-	dec := cueyaml.NewDecoder(name, bytes.NewReader(data))
+	defer func() {
+		// The YAML and CUE libraries are fed untrusted input; a panic in
+		// them must not take down a server. It becomes an error naming the
+		// file, and tests (FuzzLoad) treat it as a failure.
+		if r := recover(); r != nil {
+			c.errs = append(c.errs, Error{Pos: Position{File: name},
+				Msg: fmt.Sprintf("%s: %v; the file cannot be read, please report this with the file", internalError, r)})
+		}
+	}()
+	dec := cueyaml.NewDecoder(name, bytes.NewReader(normalizeNewlines(data)))
 	var last string
 	for {
 		expr, err := dec.Extract()
@@ -255,6 +264,21 @@ func (c *fileChecker) file(name string, data []byte) {
 		}
 		c.document(newDocument(name, expr))
 	}
+}
+
+// internalError starts the message of an error that is upkeep's fault (or
+// its libraries'), not the repository's.
+const internalError = "internal error"
+
+// normalizeNewlines turns CRLF and lone CR line breaks into LF. YAML treats
+// all three as line breaks (and folds them to LF inside scalars anyway),
+// but CUE's position table only counts LF, and panics on lone CRs.
+func normalizeNewlines(data []byte) []byte {
+	if !bytes.ContainsRune(data, '\r') {
+		return data
+	}
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	return bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
 }
 
 // The YAML decoder's errors are text, "FILE:LINE: message" or "FILE: message".
@@ -299,7 +323,7 @@ func (c *fileChecker) document(d *document) {
 	vs, err := schema.Check(kind, d.file, d.expr)
 	if err != nil {
 		// The embedded schema is broken: a bug, not a problem of the repository.
-		c.errs = append(c.errs, Error{Pos: d.start, Msg: fmt.Sprintf("internal error: %v", err)})
+		c.errs = append(c.errs, Error{Pos: d.start, Msg: fmt.Sprintf("%s: %v", internalError, err)})
 		return
 	}
 	for _, v := range vs {
