@@ -76,9 +76,9 @@ func decodeJSON(path string, data []byte, v any, next string) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			ce.Line, ce.Col = lineCol(data, se.Offset)
+			ce.Line, ce.Col = lineCol(data, se.Offset-1) // Offset counts the bad byte
 		case errors.As(err, &te):
-			ce.Line, ce.Col = lineCol(data, te.Offset)
+			ce.Line, ce.Col = lineCol(data, te.Offset-1) // the value's last byte
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			ce.Err = errors.New("empty or truncated file")
 		}
