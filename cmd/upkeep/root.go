@@ -11,6 +11,11 @@ import (
 	_ "time/tzdata" // group timezones must resolve on hosts without a zoneinfo database
 )
 
+// extraCommands are subcommands compiled in by build tags: the Kubernetes
+// updater (tag kube) links client-go and cosign, which the binary installed on
+// hosts must not carry.
+var extraCommands []func() *cobra.Command
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "upkeep",
@@ -24,6 +29,9 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newDiffCmd(),
 	)
+	for _, newCmd := range extraCommands {
+		root.AddCommand(newCmd())
+	}
 	for _, c := range root.Commands() {
 		if c.Args == nil {
 			c.Args = cobra.NoArgs
