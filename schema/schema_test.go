@@ -1,0 +1,173 @@
+package schema
+
+import (
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"cuelang.org/go/cue/ast"
+	cueyaml "cuelang.org/go/encoding/yaml"
+)
+
+// extract decodes the first YAML document of src the way package spec does.
+func extract(t testing.TB, src string) ast.Expr {
+	t.Helper()
+	expr, err := cueyaml.NewDecoder("doc.yaml", strings.NewReader(src)).Extract()
+	if err != nil && err != io.EOF {
+		t.Fatalf("extract: %v", err)
+	}
+	return expr
+}
+
+const validGroup = `apiVersion: upkeep.dev/v1alpha1
+kind: Group
+metadata:
+  name: eu-prod
+spec:
+  channel: stable/cloud
+  timezone: Europe/Berlin
+  updateDuration: 20m
+  order: 2
+  windows:
+    - days: [Tue, Thu]
+      start: "02:00"
+      duration: 4h
+  freezes:
+    - name: year-end
+      start: 2026-12-20
+      end: 2027-01-04T00:00:00Z
+      allowCritical: true
+`
+
+func TestCheckAcceptsValidDocuments(t *testing.T) {
+	for kind, src := range map[string]string{
+		"ControlPlane": "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata: {name: cloud}\nspec: {version: 17.2.3, agents: '>= 16.0.0'}\n",
+		"Channel":      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: stable/cloud}\nspec: {controlPlane: cloud, follow: controlPlane, critical: true}\n",
+		"Group":        validGroup,
+	} {
+		vs, err := Check(kind, "doc.yaml", extract(t, src))
+		if err != nil || len(vs) != 0 {
+			t.Errorf("%s: violations %+v, error %v", kind, vs, err)
+		}
+	}
+}
+
+func TestCheckReportsViolations(t *testing.T) {
+	tests := []struct {
+		scenario string
+		kind     string
+		src      string
+		want     []Violation
+	}{
+		{
+			scenario: "an unknown field lists the allowed ones",
+			kind:     "ControlPlane",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cloud\nspec:\n  version: 17.2.3\n  agnets: '>= 1'\n",
+			want:     []Violation{{Path: "spec.agnets", Line: 7, Col: 3, Msg: "unknown field; allowed here: version, agents"}},
+		},
+		{
+			scenario: "a missing field has no position in the document",
+			kind:     "Channel",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  name: x\n",
+			want:     []Violation{{Path: "spec", Msg: "required field is missing"}},
+		},
+		{
+			scenario: "several bad values are all reported, with the value found",
+			kind:     "Group",
+			src: strings.NewReplacer(`"02:00"`, `"2:00"`, "20m", "20 minutes", "[Tue, Thu]", "[Tue, thu]", "order: 2", "order: two").
+				Replace(validGroup),
+			want: []Violation{
+				{Path: "spec.updateDuration", Line: 8, Col: 19, Msg: `got "20 minutes"; want a duration such as "15m" or "1h"`},
+				{Path: "spec.order", Line: 9, Col: 10, Msg: `got "two"; want an integer`},
+				{Path: "spec.windows[0].days[1]", Line: 11, Col: 19, Msg: `got "thu"; want one of Mon, Tue, Wed, Thu, Fri, Sat, Sun`},
+				{Path: "spec.windows[0].start", Line: 12, Col: 14, Msg: `got "2:00"; want a time of day "HH:MM" from "00:00" to "23:59"`},
+			},
+		},
+		{
+			scenario: "a list where a mapping belongs",
+			kind:     "Channel",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  - name: x\nspec: {controlPlane: cloud, version: '1.0.0'}\n",
+			want:     []Violation{{Path: "metadata", Line: 4, Col: 3, Msg: "got a list; want a mapping"}},
+		},
+		{
+			scenario: "a key that is not a plain word is quoted in the path",
+			kind:     "Channel",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: x}\nspec: {controlPlane: cloud, version: '1.0.0', \"a b\": 1}\n",
+			want:     []Violation{{Path: `spec["a b"]`, Line: 4, Col: 47, Msg: "unknown field; allowed here: controlPlane, version, follow, critical"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			got, err := Check(tt.kind, "doc.yaml", extract(t, tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.SortFunc(got, func(a, b Violation) int { return a.Line*1000 + a.Col - b.Line*1000 - b.Col })
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("violations:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckRefusesAnUnknownKind(t *testing.T) {
+	if _, err := Check("Deployment", "doc.yaml", extract(t, "kind: Deployment\n")); err == nil {
+		t.Error("want an error for a kind the schema does not define")
+	}
+}
+
+func TestFields(t *testing.T) {
+	if got := Fields("Group", "spec", "windows", "*"); !slices.Equal(got, []string{"days", "start", "duration"}) {
+		t.Errorf("Fields(Group spec windows *) = %v", got)
+	}
+	if got := Fields("Channel", "nowhere"); got != nil {
+		t.Errorf("Fields(Channel nowhere) = %v, want nil", got)
+	}
+	if err := Ready(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(Source(), "#Group:") {
+		t.Error("Source does not hold the schema")
+	}
+}
+
+// Check is called from several goroutines at once by spec.Load; each must
+// get the answer a lone call gets.
+func TestCheckConcurrently(t *testing.T) {
+	bad := strings.Replace(validGroup, `"02:00"`, `"24:00"`, 1)
+	want, _ := Check("Group", "doc.yaml", extract(t, bad))
+	if len(want) != 1 {
+		t.Fatalf("violations = %+v, want 1", want)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				expr := extract(t, bad)
+				got, err := Check("Group", "doc.yaml", expr)
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("concurrent Check = %+v, %v; want %+v", got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestPaths(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{KeyPath("", "spec"), "spec"},
+		{KeyPath("spec", "updateDuration"), "spec.updateDuration"},
+		{KeyPath("spec", "a b"), `spec["a b"]`},
+		{KeyPath("", "0"), `["0"]`},
+		{IndexPath("spec.windows", 3), "spec.windows[3]"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %s, want %s", tt.got, tt.want)
+		}
+	}
+}
