@@ -593,6 +593,17 @@ metadata:
 			},
 		},
 		{
+			scenario: "a file with Windows or old Mac line endings gets the same positions",
+			files: map[string]string{
+				"crlf.yaml": "apiVersion: upkeep.dev/v1alpha1\r\nkind: Channel\r\nmetadata:\r\n  name: edge\r\nspec:\r\n  controlPlane: cloud\r\n  version: 17.9.0\r\n",
+				"cr.yaml":   "apiVersion: upkeep.dev/v1alpha1\rkind: Channel\rmetadata:\r  name: edge2\rspec:\r  controlPlane: cloud\r  version: 17.9.0\r",
+			},
+			want: []string{
+				`cr.yaml:7:12: spec.version: "17.9.0" is above control plane "cloud" version 17.2.3`,
+				`crlf.yaml:7:12: spec.version: "17.9.0" is above control plane "cloud" version 17.2.3`,
+			},
+		},
+		{
 			scenario: "a document that is a list",
 			files: map[string]string{"c.yaml": `- apiVersion: upkeep.dev/v1alpha1
   kind: Channel
