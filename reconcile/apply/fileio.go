@@ -71,11 +71,12 @@ func readBounded(path string, max int64) ([]byte, error) {
 func decodeJSON(path string, data []byte, v any, next string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
-		ce := &CorruptFileError{Path: path, Err: fmt.Errorf("not valid JSON: %w", err), Next: next}
+		ce := &CorruptFileError{Path: path, Err: fmt.Errorf("unexpected content: %w", err), Next: next}
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
+			ce.Err = fmt.Errorf("not valid JSON: %w", err)
 			ce.Line, ce.Col = lineCol(data, se.Offset-1) // Offset counts the bad byte
 		case errors.As(err, &te):
 			ce.Line, ce.Col = lineCol(data, te.Offset-1) // the value's last byte
@@ -84,8 +85,10 @@ func decodeJSON(path string, data []byte, v any, next string) error {
 		}
 		return ce
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		line, col := lineCol(data, dec.InputOffset())
+	off := dec.InputOffset()
+	rest := data[off:]
+	if trimmed := bytes.TrimLeft(rest, " \t\r\n"); len(trimmed) > 0 {
+		line, col := lineCol(data, off+int64(len(rest)-len(trimmed)))
 		return &CorruptFileError{Path: path, Line: line, Col: col, Err: errors.New("unexpected data after the JSON object"), Next: next}
 	}
 	return nil
