@@ -88,10 +88,17 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 			}
 			return nil
 		}
-		if !isYAML(name) || !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+		if !isYAML(name) || ignore.Match(strings.Split(p, "/"), false) {
 			return nil
 		}
-		if ignore.Match(strings.Split(p, "/"), false) {
+		if d.Type()&fs.ModeSymlink != 0 {
+			// A link may point outside the repository, and error messages
+			// quote what they read: links are refused, not followed.
+			l.errs = append(l.errs, Error{Pos: Position{File: p},
+				Msg: "is a symbolic link, which upkeep does not follow; copy the file instead, or list it in " + IgnoreFile})
+			return nil
+		}
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		data, err := readFile(fsys, p)

@@ -237,3 +237,24 @@ func TestLoadIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDirRefusesSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/fleet.yaml", []byte(baseFleet), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := t.TempDir() + "/outside.yaml"
+	if err := os.WriteFile(secret, []byte("token: hunter2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, dir+"/link.yaml"); err != nil {
+		t.Skipf("symlinks: %v", err)
+	}
+	st, errs := LoadDir(dir)
+	if got := errorLines(errs); len(got) != 1 || got[0] != "link.yaml: is a symbolic link, which upkeep does not follow; copy the file instead, or list it in .upkeepignore" {
+		t.Errorf("errors = %v", got)
+	}
+	if st.Channel("stable/cloud") == nil {
+		t.Error("the other files were not loaded")
+	}
+}
