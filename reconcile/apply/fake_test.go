@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -72,8 +71,7 @@ func (f *fakeTarget) record(call string) {
 	}
 	f.calls = append(f.calls, fmt.Sprintf("%s [%s]", call, step))
 	if f.crashAt == call {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(time.Minute) // the signal is on its way
+		killSelf()
 	}
 	if f.cancelAt == call && f.cancel != nil {
 		f.cancel()
@@ -102,8 +100,7 @@ func (f *fakeTarget) Install(ctx context.Context, v string) error {
 	}
 	f.set(v)
 	if f.crashAt == call+"!" {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(time.Minute)
+		killSelf()
 	}
 	return nil
 }
