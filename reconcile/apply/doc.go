@@ -6,6 +6,15 @@
 // start (Applier.Recover). The host updater and the Kubernetes updater share
 // this step; they differ only in their Target.
 //
+// # Use
+//
+// An updater takes Lock(dir) for its whole life, calls Applier.Recover once
+// at start, and on each check: reads the State, drops the skips the target
+// has moved away from (State.PruneSkipped), passes State.SkippedVersions to
+// reconcile.Decide, records the decision, and calls Applier.Apply when the
+// decision is to update. Apply and Recover save the skip list and the last
+// Result themselves.
+//
 // # Files in the state directory
 //
 //   - journal.json: the apply in progress or the last one finished (Journal).
@@ -33,13 +42,14 @@
 //
 // Recover reads the unfinished journal and the installed version:
 //
-//	step                          installed   then
-//	installing|restarting|settling  to        restart, settle; healthy: keep (Updated),
-//	                                          else roll back and skip to
-//	installing                      from      restart, settle from (Failed, nothing skipped)
-//	installing                      other     roll back to from (nothing skipped)
-//	restarting|settling             not to    roll back to from and skip to
-//	rolling-back                    any       finish the rollback, skip to
+//	journal step                    installed  then
+//	installing|restarting|settling  to         restart, settle; healthy: keep (Updated),
+//	                                           else roll back and skip to
+//	installing                      from       restart, settle from (Failed, nothing skipped)
+//	installing                      other      roll back to from (nothing skipped)
+//	restarting|settling             not to     roll back to from and skip to
+//	rolling-back                    any        finish the rollback as it was started (skip to,
+//	                                           unless it restores after an interrupted install)
 //
 // Recover is idempotent: it ends by marking the journal done, and a second
 // run finds nothing to do; a run cut short leaves the journal at a step from

@@ -49,7 +49,16 @@ func (a *Applier) Recover(ctx context.Context) (*Result, error) {
 		if cause == "" {
 			cause = fmt.Sprintf("a rollback from %s was interrupted", j.To)
 		}
-		return ptr(r.rollBack(reason, cause, true, RolledBack)), nil
+		// Finish as it was started: a restore after an interrupted install
+		// skips nothing.
+		skip, ok := true, RolledBack
+		switch reason {
+		case ReasonInterruptedBeforeChange:
+			skip, ok = false, Failed
+		case ReasonInterruptedInstall:
+			skip = false
+		}
+		return ptr(r.rollBack(reason, cause, skip, ok)), nil
 	case SameVersion(cur, j.To):
 		// The install had finished (or the interrupted one completed): judge
 		// the new version as Apply would have.

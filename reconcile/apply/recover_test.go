@@ -114,6 +114,20 @@ func TestRecoverFinishesAnInterruptedApply(t *testing.T) {
 			calls: []string{"install 1.2.0 [rolling-back]"},
 		},
 		{
+			scenario: "rolling-back after an install interrupted before any change: finished, still nothing skipped",
+			step:     StepRollingBack, installed: "1.2.0",
+			journal: Journal{Reason: ReasonInterruptedBeforeChange, Error: "the update to 1.3.0 was interrupted before the installed version changed"},
+			outcome: Failed, reason: ReasonInterruptedBeforeChange, endInstalled: "1.2.0",
+			calls: []string{"restart 1.2.0 [rolling-back]", "settle 1.2.0 [rolling-back]"},
+		},
+		{
+			scenario: "rolling-back after a half-finished install: the old version is reinstalled, nothing skipped",
+			step:     StepRollingBack, installed: "",
+			journal: Journal{Reason: ReasonInterruptedInstall, Error: "the install of 1.3.0 was interrupted and left nothing installed"},
+			outcome: RolledBack, reason: ReasonInterruptedInstall, endInstalled: "1.2.0",
+			calls: []string{"install 1.2.0 [rolling-back]", "restart 1.2.0 [rolling-back]", "settle 1.2.0 [rolling-back]"},
+		},
+		{
 			scenario: "installing a first install that changed nothing: nothing to restore or restart",
 			step:     StepInstalling, from: "-", installed: "",
 			outcome: Failed, reason: ReasonNoPreviousVersion, endInstalled: "",
