@@ -1,0 +1,256 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultClientTimeout bounds one Send, from dialing to the end of the answer.
+const DefaultClientTimeout = 10 * time.Second
+
+// maxAnswer bounds how much of the server's answer is read; it is only
+// ever a short text.
+const maxAnswer = 4 << 10
+
+// Path of the reports route, and the suffixes an updater's version server
+// URL may carry (see sources/versionclient), which are dropped so the same
+// URL can be used for both.
+const (
+	ReportsPath    = "/v1/reports"
+	teleportSuffix = "/v1/webapi/automaticupgrades/channel"
+	plainSuffix    = "/v1"
+)
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// TokenFile holds the bearer token (surrounding white space ignored).
+	// It is read again on every Send, so a rotated token (a re-mounted
+	// Kubernetes Secret, a rewritten file) is used without a restart.
+	TokenFile string
+	// CAFile is a PEM bundle of the authorities to trust instead of the
+	// system's, for a server on a private PKI.
+	CAFile string
+	// Timeout bounds each Send; 0 means DefaultClientTimeout.
+	Timeout time.Duration
+	// UserAgent is sent as User-Agent; default "upkeep-updater".
+	UserAgent string
+}
+
+// Client sends reports to one server. It is safe for concurrent use.
+type Client struct {
+	url       *url.URL
+	tokenFile string
+	userAgent string
+	http      *http.Client
+}
+
+// NewClient checks baseURL (the server root, or the updater's version server
+// URL) and the token file. It refuses plain http:// to any host but
+// loopback, credentials in the URL, queries and fragments.
+func NewClient(baseURL string, o ClientOptions) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("report server URL: %w", err)
+	}
+	if u.User != nil {
+		return nil, errors.New("report server URL carries credentials; put the token in the token file instead")
+	}
+	if err := checkURL(u); err != nil {
+		return nil, fmt.Errorf("report server URL %s: %w", u, err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("report server URL %s: a base URL takes no query or fragment", u)
+	}
+	if o.TokenFile == "" {
+		return nil, errors.New("reports need a token file: the server refuses reports without a bearer token")
+	}
+	if _, err := readToken(o.TokenFile); err != nil {
+		return nil, err
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = DefaultClientTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("report timeout %s is negative", timeout)
+	}
+
+	path := strings.TrimRight(u.EscapedPath(), "/")
+	path = strings.TrimSuffix(path, teleportSuffix)
+	path = strings.TrimSuffix(path, plainSuffix)
+	target := *u
+	target.Path, target.RawPath = "", ""
+	target = *target.JoinPath(path, ReportsPath)
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", o.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	tr.ResponseHeaderTimeout = timeout
+
+	return &Client{
+		url:       &target,
+		tokenFile: o.TokenFile,
+		userAgent: cmp.Or(o.UserAgent, "upkeep-updater"),
+		http: &http.Client{
+			Transport: tr,
+			Timeout:   timeout,
+			// A redirect would resend the token somewhere else; an updater's
+			// report URL is configured, not discovered, so say where to point it.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// String is the URL reports are sent to.
+func (c *Client) String() string { return c.url.String() }
+
+// Send posts r. A zero Time is set to now. r is validated first, so a bad
+// report is an error here, not a 400 from the server.
+func (c *Client) Send(ctx context.Context, r Report) error {
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding the report: %w", err)
+	}
+	token, err := readToken(c.tokenFile)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", c.url, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", c.url, scrub(unwrapURLError(err), token))
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("POST %s: reading the answer: %w", c.url, scrub(err, token))
+	}
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	hint := ""
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		hint = "; the server does not accept the token: check the token file against the server's --report-token-file"
+	case http.StatusNotFound:
+		hint = "; is the URL the server's root, and does the server run with --report-token-file?"
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		hint = fmt.Sprintf("; redirects are not followed (they would carry the token elsewhere): configure the URL %q directly", resp.Header.Get("Location"))
+	case http.StatusServiceUnavailable:
+		hint = "; the server cannot take it now: it sends again after the next pass"
+	}
+	msg := strings.TrimSpace(string(answer))
+	if len(msg) > 512 {
+		msg = msg[:512] + "…"
+	}
+	return fmt.Errorf("POST %s: %s: %s%s", c.url, resp.Status, quote(msg), hint)
+}
+
+// readToken reads a token file holding exactly one token. Errors name the
+// file, never its content.
+func readToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the report token file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxTokenLength+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the report token file %s: %w", path, err)
+	}
+	if len(data) > MaxTokenLength {
+		return "", fmt.Errorf("report token file %s is larger than %d bytes; is it the right file?", path, MaxTokenLength)
+	}
+	token := strings.TrimSpace(string(data))
+	switch {
+	case token == "":
+		return "", fmt.Errorf("report token file %s is empty", path)
+	case strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "", fmt.Errorf("report token file %s holds white space inside the token or more than one line; it must hold only the token", path)
+	}
+	return token, nil
+}
+
+// checkURL: https anywhere, plain http only to loopback.
+func checkURL(u *url.URL) error {
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopback(u.Hostname()) {
+			return fmt.Errorf("plain http:// to %q is refused: use https:// (plain http is allowed only to loopback addresses)", u.Hostname())
+		}
+	case "":
+		return errors.New("no scheme: write https://host")
+	default:
+		return fmt.Errorf("scheme %q is not supported: use https://", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// IsLoopback reports whether host (a name or an IP, without port) is
+// "localhost" or a loopback address.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		if ue.Timeout() {
+			return fmt.Errorf("timed out: %w", ue.Err)
+		}
+		return ue.Err
+	}
+	return err
+}
+
+// scrub removes the token from an error's text, in case a transport echoes
+// a header.
+func scrub(err error, token string) error {
+	if token == "" || !strings.Contains(err.Error(), token) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), token, "[token]"))
+}
