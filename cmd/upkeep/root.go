@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newServeCmd(),
 		newDiffCmd(),
+		newAgentCmd(),
 	)
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd())

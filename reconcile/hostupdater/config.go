@@ -31,7 +31,9 @@ type Config struct {
 	Package   string `yaml:"package"`   // the agent's package name
 	Unit      string `yaml:"unit"`      // the agent's systemd unit
 	Installer string `yaml:"installer"` // auto | apt | dnf | yum | zypper
-	Restart   string `yaml:"restart"`   // try-restart | restart | reload
+	// Restart is how the agent picks up a new version: try-restart, restart,
+	// reload, or none when the package's own scripts restart it.
+	Restart string `yaml:"restart"`
 	// Root runs the package manager against another root; tests only.
 	Root string `yaml:"root"`
 
@@ -178,9 +180,9 @@ func (c *Config) check() []fieldError {
 		add("installer", "%q is not one of auto, apt, dnf, yum, zypper", c.Installer)
 	}
 	switch c.Restart {
-	case "", "try-restart", "restart", "reload":
+	case "", "try-restart", "restart", "reload", "none":
 	default:
-		add("restart", "%q is not one of try-restart, restart, reload", c.Restart)
+		add("restart", "%q is not one of try-restart, restart, reload, none", c.Restart)
 	}
 	switch c.Schedule.Source {
 	case "", "server", "file", "none":

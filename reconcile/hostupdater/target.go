@@ -17,8 +17,12 @@ type Systemctl = health.Runner
 // ExecSystemctl runs argv on this host.
 var ExecSystemctl Systemctl = health.Exec
 
-// restartArgv is the command line that restarts the agent after an install.
+// restartArgv is the command line that restarts the agent after an install;
+// nil for restart: none.
 func restartArgv(mode, unit string) []string {
+	if mode == "none" {
+		return nil
+	}
 	return []string{"systemctl", mode, "--", unit}
 }
 
@@ -40,6 +44,9 @@ func (t *hostTarget) Install(ctx context.Context, version string) error {
 
 func (t *hostTarget) Restart(ctx context.Context) error {
 	argv := restartArgv(t.u.cfg.Restart, t.u.cfg.Unit)
+	if argv == nil {
+		return nil
+	}
 	if _, stderr, err := t.u.systemctl(ctx, argv); err != nil {
 		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, installers.LastLines(string(stderr), 5))
 	}

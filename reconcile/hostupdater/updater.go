@@ -250,10 +250,16 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		} else if !dryRun {
 			return u.saveState(dir, p, in.UnusableChecks, err)
 		}
-		p.Commands = append(u.installer.Commands(u.cfg.Package, pkgVersion), restartArgv(u.cfg.Restart, u.cfg.Unit))
+		p.Commands = u.installer.Commands(u.cfg.Package, pkgVersion)
+		if argv := restartArgv(u.cfg.Restart, u.cfg.Unit); argv != nil {
+			p.Commands = append(p.Commands, argv)
+		}
 		if !dryRun {
 			res := applier.Apply(ctx, p.Current, p.Target)
 			p.Result = &res
+			if v, err := u.currentVersion(ctx); err == nil {
+				p.Current = v // what runs now, after the update or its rollback
+			}
 			u.log.Info("update finished", "outcome", res.Outcome, "from", res.From, "to", res.To, "reason", res.Reason, "message", res.Message)
 		}
 	}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"upkeep.dev/upkeep/installers"
+	"upkeep.dev/upkeep/installers/apt"
+	"upkeep.dev/upkeep/installers/auto"
+	"upkeep.dev/upkeep/installers/dnf"
+	"upkeep.dev/upkeep/installers/zypper"
+	"upkeep.dev/upkeep/reconcile/apply"
+	"upkeep.dev/upkeep/reconcile/hostupdater"
+	"upkeep.dev/upkeep/reconcile/schedule"
+	"upkeep.dev/upkeep/sources/versionclient"
+)
+
+type agentFlags struct {
+	config              string
+	once, dryRun        bool
+	logFormat, logLevel string
+}
+
+func newAgentCmd() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent --config FILE [--once] [--dry-run]",
+		Short: "Keep the agent on this host at its channel's version, inside its maintenance windows",
+		Long: `agent fetches the channel's target version, decides with upkeep's decision
+chain whether the agent may restart now (maintenance window, critical update,
+unhealthy agent, unusable schedule), installs the exact version through the
+host's package manager, judges the agent's health over a settle period, and
+rolls back by itself when the new version is unhealthy.
+
+Without --once it loops every interval ± jitter; with --once it makes one pass
+(for a systemd timer). --dry-run prints the decision, its reason and the exact
+commands an update would run, and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.config, "config", "/etc/upkeep/agent.yaml", "the updater's configuration file")
+	cmd.Flags().BoolVar(&f.once, "once", false, "make one pass and exit")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and print, change nothing (implies --once)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.AddCommand(newAgentStatusCmd(&f))
+	return cmd
+}
+
+func loadAgentConfig(path string) (*hostupdater.Config, error) {
+	cfg, err := hostupdater.LoadConfig(path)
+	if err != nil {
+		return nil, &exitCodeError{Code: 2, Err: err}
+	}
+	return cfg, nil
+}
+
+func runAgent(cmd *cobra.Command, f agentFlags) error {
+	log, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadAgentConfig(f.config)
+	if err != nil {
+		return err
+	}
+	server, err := versionclient.New(cfg.Server, versionclient.Options{CAFile: cfg.CAFile, Version: buildVersion()})
+	if err != nil {
+		return &exitCodeError{Code: 2, Err: fmt.Errorf("%s: server: %w", f.config, err)}
+	}
+	installer, err := newInstaller(cfg)
+	if err != nil {
+		return err
+	}
+	if !f.dryRun {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	reporter, err := newReporter(cfg)
+	if err != nil {
+		return err
+	}
+	u, err := hostupdater.New(cfg, hostupdater.Parts{Server: server, Installer: installer, Logger: log, Report: reporter})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if !f.once && !f.dryRun {
+		log.Info("upkeep agent started", "version", buildVersion(), "server", server.String(),
+			"channel", cfg.Channel, "package", cfg.Package, "installer", installer.Name())
+		u.Run(ctx)
+		return nil
+	}
+	p := u.Once(ctx, f.dryRun)
+	printPass(cmd.OutOrStdout(), p, f.dryRun)
+	if p.Err != nil {
+		return &exitCodeError{Code: 1}
+	}
+	if p.Result != nil && p.Result.Outcome != apply.Updated {
+		return &exitCodeError{Code: 1}
+	}
+	return nil
+}
+
+func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
+	switch cfg.Installer {
+	case "auto":
+		if cfg.Root != "" {
+			return nil, &exitCodeError{Code: 2, Err: errors.New("root: name the installer (apt, dnf, yum or zypper) to use an isolated root")}
+		}
+		inst, _, err := auto.Detect()
+		if err != nil {
+			return nil, fmt.Errorf("choosing the package manager: %w (set installer: apt, dnf, yum or zypper)", err)
+		}
+		return inst, nil
+	case "apt":
+		return apt.New(apt.Config{Root: cfg.Root}), nil
+	case "dnf", "yum":
+		return dnf.New(dnf.Config{Binary: cfg.Installer, Root: cfg.Root}), nil
+	case "zypper":
+		return zypper.New(zypper.Config{Root: cfg.Root}), nil
+	}
+	return nil, &exitCodeError{Code: 2, Err: fmt.Errorf("installer %q is not one of auto, apt, dnf, yum, zypper", cfg.Installer)}
+}
+
+// printPass shows one pass for a person: the decision and its reason first.
+func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
+	d := p.Decision
+	fmt.Fprintf(w, "decision: %s (%s/%s)\n", d.Action, d.Rule, d.Reason)
+	fmt.Fprintf(w, "reason:   %s\n", d.Message)
+	fmt.Fprintf(w, "current:  %s\n", orDash(p.Current))
+	target := orDash(p.Target)
+	if p.TargetErr != nil {
+		target = "unknown: " + p.TargetErr.Error()
+	}
+	fmt.Fprintf(w, "target:   %s\n", target)
+	fmt.Fprintf(w, "health:   %s\n", p.Health.String())
+	fmt.Fprintf(w, "schedule: %s\n", p.Schedule.String())
+	if !d.RecheckAt.IsZero() {
+		fmt.Fprintf(w, "recheck:  %s\n", d.RecheckAt.UTC().Format(time.RFC3339))
+	}
+	if len(p.Commands) > 0 {
+		label := "ran"
+		if dryRun {
+			label = "would run"
+		}
+		fmt.Fprintf(w, "%s:\n", label)
+		for _, argv := range p.Commands {
+			fmt.Fprintf(w, "  %s\n", strings.Join(argv, " "))
+		}
+	}
+	if p.Recovered != nil {
+		fmt.Fprintf(w, "recovered: %s %s → %s: %s\n", p.Recovered.Outcome, orDash(p.Recovered.From), p.Recovered.To, p.Recovered.Message)
+	}
+	if r := p.Result; r != nil {
+		fmt.Fprintf(w, "update:   %s %s → %s (%s): %s\n", r.Outcome, orDash(r.From), r.To, r.Reason, r.Message)
+	}
+	if p.Err != nil {
+		fmt.Fprintf(w, "error:    %v\n", p.Err)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newAgentStatusCmd(f *agentFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the last decision, its reason, the versions and the next window",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadAgentConfig(f.config)
+			if err != nil {
+				return err
+			}
+			st, err := apply.ReadState(cfg.StateDir)
+			if err != nil {
+				return err
+			}
+			journal, err := apply.ReadJournal(cfg.StateDir)
+			if err != nil {
+				return err
+			}
+			sched := agentSchedule(cfg, time.Now())
+			return printAgentStatus(cmd.OutOrStdout(), output, cfg, st, journal, sched, time.Now())
+		},
+	}
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	return cmd
+}
+
+// agentSchedule reads the schedule the updater last used, without asking the
+// server: the saved copy for schedule source server, the agent's file otherwise.
+func agentSchedule(cfg *hostupdater.Config, now time.Time) schedule.Schedule {
+	switch cfg.Schedule.Source {
+	case "server":
+		return schedule.ReadFile(filepath.Join(cfg.StateDir, "schedule"), now)
+	case "file":
+		return schedule.ReadFile(cfg.Schedule.File, now)
+	}
+	return schedule.Schedule{}
+}
+
+func printAgentStatus(w io.Writer, output string, cfg *hostupdater.Config, st apply.State, j *apply.Journal, sched schedule.Schedule, now time.Time) error {
+	var next *time.Time
+	for _, win := range sched.Windows {
+		if win.End.After(now) {
+			start := win.Start
+			next = &start
+			break
+		}
+	}
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Channel      string                `json:"channel"`
+			Package      string                `json:"package"`
+			LastDecision *apply.DecisionRecord `json:"lastDecision,omitempty"`
+			LastResult   *apply.Result         `json:"lastResult,omitempty"`
+			Skipped      []apply.Skip          `json:"skipped"`
+			Journal      *apply.Journal        `json:"unfinishedUpdate,omitempty"`
+			NextWindow   *time.Time            `json:"nextWindow,omitempty"`
+			Schedule     string                `json:"schedule"`
+		}{cfg.Channel, cfg.Package, st.LastDecision, st.LastResult, st.Skipped, j, next, sched.String()})
+	}
+	if output != "text" {
+		return usageError{fmt.Errorf("--output %q: use text or json", output)}
+	}
+	fmt.Fprintf(w, "channel:  %s\npackage:  %s\n", cfg.Channel, cfg.Package)
+	if d := st.LastDecision; d != nil {
+		fmt.Fprintf(w, "decision: %s (%s/%s) at %s\nreason:   %s\n", d.Action, d.Rule, d.Reason, d.At.UTC().Format(time.RFC3339), d.Message)
+	} else {
+		fmt.Fprintln(w, "decision: none yet")
+	}
+	if r := st.LastResult; r != nil {
+		fmt.Fprintf(w, "update:   %s %s → %s (%s) at %s: %s\n", r.Outcome, orDash(r.From), r.To, r.Reason, r.Finished.UTC().Format(time.RFC3339), r.Message)
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(w, "skipped:  %s (%s)\n", s.Version, s.Reason)
+	}
+	if j != nil {
+		fmt.Fprintf(w, "unfinished update: %s → %s at step %s (finished at the next pass)\n", orDash(j.From), j.To, j.Step)
+	}
+	if next != nil {
+		fmt.Fprintf(w, "next window: %s\n", next.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "next window: none (%s)\n", sched.String())
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package hostupdater
+
+import (
+	"fmt"
+	"os"
+
+	"upkeep.dev/upkeep/reconcile/apply"
+	"upkeep.dev/upkeep/reconcile/health"
+	"upkeep.dev/upkeep/reconcile/report"
+)
+
+// Report turns a pass into the report the server keeps for this agent, with
+// the same decision and reason the log and `upkeep agent status` show.
+func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
+	r := report.Report{
+		AgentID:        cfg.AgentID,
+		Group:          cfg.Group,
+		Channel:        cfg.Channel,
+		Kind:           report.KindHost,
+		CurrentVersion: p.Current,
+		TargetVersion:  p.Target,
+		Health:         reportHealth(p.Health.Status),
+		UpdaterVersion: updaterVersion,
+		Time:           p.At,
+	}
+	r.Hostname, _ = os.Hostname()
+	if p.Decision.Action != "" {
+		r.SetDecision(p.Decision)
+	}
+	if res := p.Result; res != nil && res.Outcome != apply.Updated {
+		r.LastError = fmt.Sprintf("update %s → %s %s: %s", res.From, res.To, res.Outcome, res.Message)
+	}
+	if p.Err != nil {
+		r.LastError = p.Err.Error()
+	} else if p.TargetErr != nil {
+		r.LastError = p.TargetErr.Error()
+	}
+	for _, w := range p.Schedule.Windows {
+		if w.End.After(p.At) {
+			start := w.Start
+			r.NextWindow = &start
+			break
+		}
+	}
+	return r
+}
+
+func reportHealth(s health.Status) string {
+	switch s {
+	case health.Healthy:
+		return report.HealthHealthy
+	case health.Unhealthy:
+		return report.HealthUnhealthy
+	}
+	return report.HealthUnknown
+}
