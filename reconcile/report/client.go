@@ -175,11 +175,10 @@ func (c *Client) Send(ctx context.Context, r Report) error {
 	case http.StatusServiceUnavailable:
 		hint = "; the server cannot take it now: it sends again after the next pass"
 	}
-	msg := strings.TrimSpace(string(answer))
-	if len(msg) > 512 {
-		msg = msg[:512] + "…"
-	}
-	return fmt.Errorf("POST %s: %s: %s%s", c.url, resp.Status, quote(msg), hint)
+	// The answer is the server's: scrub it before cutting it short, in case
+	// it echoes the header.
+	msg := strings.ReplaceAll(strings.TrimSpace(string(answer)), token, "[token]")
+	return fmt.Errorf("POST %s: %s: %s%s", c.url, resp.Status, quoteMax(msg, 512), hint)
 }
 
 // readToken reads a token file holding exactly one token. Errors name the

@@ -350,8 +350,9 @@ func isVersionByte(c byte) bool  { return c > 0x20 && c < 0x7f }
 
 // quote quotes an untrusted value for an error: at most 64 bytes, escaped,
 // so a hostile value cannot forge log lines or flood a response.
-func quote(s string) string {
-	const max = 64
+func quote(s string) string { return quoteMax(s, 64) }
+
+func quoteMax(s string, max int) string {
 	if len(s) <= max {
 		return fmt.Sprintf("%+q", s)
 	}
