@@ -154,7 +154,9 @@ func TestBuildPackages(t *testing.T) {
 	})
 }
 
-func rpmArch() string { return strings.TrimSpace(string(must(exec.Command("rpm", "--eval", "%{_arch}").Output()))) }
+func rpmArch() string {
+	return strings.TrimSpace(string(must(exec.Command("rpm", "--eval", "%{_arch}").Output())))
+}
 
 func must(b []byte, err error) []byte {
 	if err != nil {
