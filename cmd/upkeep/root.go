@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newServeCmd(),
+		newValidateCmd(),
 		newDiffCmd(),
 		newAgentCmd(),
 	)
