@@ -24,6 +24,8 @@ const (
 	routeReadyz
 	routeMetrics
 	routeWebhook
+	routeReports
+	routeFleet
 	routeUnmatched
 	numRoutes
 )
@@ -40,6 +42,8 @@ var routeNames = [numRoutes]string{
 	routeReadyz:    "readyz",
 	routeMetrics:   "metrics",
 	routeWebhook:   "webhook",
+	routeReports:   "reports",
+	routeFleet:     "fleet",
 	routeUnmatched: "unmatched",
 }
 

@@ -1,7 +1,7 @@
 // Package server serves the reconciler's current snapshot over HTTP:
 // Teleport's version server protocol (byte for byte), upkeep's JSON API,
-// the Git webhook that triggers a sync, health, readiness and Prometheus
-// metrics.
+// the Git webhook that triggers a sync, updaters' reports and the fleet
+// view (reports.go), health, readiness and Prometheus metrics.
 //
 // Every answer about channels and groups is a precomputed body of the
 // snapshot; the server adds only headers, built once per snapshot, so the
@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/report"
 )
 
 // Backend is what the server serves; *reconcile.Reconciler is the real one.
@@ -44,6 +45,12 @@ type Options struct {
 	// also a Gatherer (as *prometheus.Registry is).
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger // default slog.Default()
+	// ReportTokens authenticate POST /v1/reports and GET /v1/fleet (see
+	// reports.go); none disables both routes (404).
+	ReportTokens *report.Tokens
+	// Reports keeps the updaters' reports; nil means a report.NewStore
+	// with its defaults. Used only with ReportTokens.
+	Reports *report.Store
 }
 
 // MaxWebhookBody bounds the body of POST /v1/hooks/git; GitHub's push
@@ -69,6 +76,7 @@ type handler struct {
 	secret  []byte
 	log     *slog.Logger
 	metrics *metrics
+	reports *reports     // nil when reports are disabled
 	promh   http.Handler // nil when there is nothing to gather
 	cur     atomic.Pointer[tables]
 }
@@ -94,6 +102,7 @@ func New(b Backend, o Options) http.Handler {
 		gat, _ = reg.(prometheus.Gatherer)
 	}
 	h.metrics = newMetrics(reg, b)
+	h.reports = newReports(o, reg)
 	if gat != nil {
 		h.promh = promhttp.HandlerFor(gat, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelError),
@@ -142,6 +151,10 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (route, int) {
 		return routeGroups, h.groupList(w, r)
 	case "/v1/hooks/git":
 		return routeWebhook, h.webhook(w, r)
+	case "/v1/reports":
+		return routeReports, h.postReport(w, r)
+	case "/v1/fleet":
+		return routeFleet, h.fleet(w, r)
 	}
 	if rest, ok := strings.CutPrefix(p, teleportPrefix); ok {
 		return h.teleport(w, r, rest, true)
