@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/sources"
 )
@@ -28,6 +29,7 @@ type serveFlags struct {
 	tlsCert, tlsKey               string
 	tokenFile, sshKeyFile         string
 	knownHosts, webhookSecretFile string
+	reportTokenFile               string
 	cacheDir                      string
 	allowPlainHTTP                bool
 	logFormat, logLevel           string
@@ -57,6 +59,7 @@ failure shows in /status, the metrics and the log.`,
 	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "file holding the SSH private key for ssh:// sources")
 	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh:// sources")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the secret of POST /v1/hooks/git (GitHub X-Hub-Signature-256); unset disables the hook")
+	fl.StringVar(&f.reportTokenFile, "report-token-file", "", "file of bearer tokens, one per line ('#' comments), that updaters send to POST /v1/reports and operators to GET /v1/fleet; unset disables both")
 	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where Git sources are cloned")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -86,6 +89,12 @@ func runServe(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("--webhook-secret-file: %w", err)
 		}
 	}
+	var reportTokens *report.Tokens
+	if f.reportTokenFile != "" {
+		if reportTokens, err = report.LoadTokens(f.reportTokenFile); err != nil {
+			return fmt.Errorf("--report-token-file: %w", err)
+		}
+	}
 	src, err := newSource(f)
 	if err != nil {
 		return err
@@ -94,7 +103,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(src, reconcile.Options{Logger: log, Registerer: reg})
-	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log})
+	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log, ReportTokens: reportTokens})
 	srv := server.NewHTTPServer(f.listen, handler)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
@@ -117,7 +126,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		scheme = "https"
 	}
 	log.Info("upkeep serve started", "version", buildVersion(), "source", src.String(),
-		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil)
+		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil, "reports", reportTokens != nil)
 
 	syncCtx, stopSync := context.WithCancel(ctx)
 	synced := make(chan struct{})
