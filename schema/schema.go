@@ -46,6 +46,9 @@ type Violation struct {
 type compiled struct {
 	ctx  *cue.Context
 	defs map[string]cue.Value // kind → definition
+	// batches maps a kind to `[string]: #Kind`, to check many documents
+	// of that kind in one evaluation (see CheckAll).
+	batches map[string]cue.Value
 	*catalog
 }
 
@@ -61,17 +64,24 @@ type catalog struct {
 
 func compile(cat *catalog) (*compiled, error) {
 	ctx := cuecontext.New()
-	v := ctx.CompileString(source, cue.Filename("upkeep.cue"))
+	// The batch definitions go after the schema, so that positions in the
+	// schema's text stay as written.
+	src := source + "\n_batch: {\n"
+	for _, kind := range Kinds {
+		src += fmt.Sprintf("\t%s: [string]: #%s\n", kind, kind)
+	}
+	v := ctx.CompileString(src+"}\n", cue.Filename("upkeep.cue"))
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile embedded schema: %w", err)
 	}
-	c := &compiled{ctx: ctx, defs: map[string]cue.Value{}, catalog: cat}
+	c := &compiled{ctx: ctx, defs: map[string]cue.Value{}, batches: map[string]cue.Value{}, catalog: cat}
 	for _, kind := range Kinds {
 		def := v.LookupPath(cue.MakePath(cue.Def(kind)))
 		if err := def.Err(); err != nil {
 			return nil, fmt.Errorf("embedded schema: definition #%s: %w", kind, err)
 		}
 		c.defs[kind] = def
+		c.batches[kind] = v.LookupPath(cue.MakePath(cue.Hid("_batch", "_"), cue.Str(kind)))
 	}
 	return c, nil
 }
@@ -161,38 +171,128 @@ func (c *compiled) collectFields(at string, v cue.Value) {
 	}
 }
 
-// Check validates doc, one YAML document as cuelang.org/go/encoding/yaml
-// extracts it, against the definition of kind. filename must be the name the
-// decoder was given: it tells positions in the document from positions in
-// the schema. The error reports a kind the schema does not define or a schema
-// that does not compile, never a problem with the document.
+// A Document is one YAML document to check: its kind, the name of its
+// file (the name its positions carry: it tells positions in the document
+// from positions in the schema) and its syntax tree as
+// cuelang.org/go/encoding/yaml extracts it.
+type Document struct {
+	Kind, Filename string
+	Expr           ast.Expr
+}
+
+// Check validates one document against the definition of kind. See CheckAll.
 func Check(kind, filename string, doc ast.Expr) ([]Violation, error) {
+	vs, err := CheckAll([]Document{{kind, filename, doc}})
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
+}
+
+// BatchSize is how many documents CheckAll evaluates together. Checking
+// documents in one evaluation halves the cost per document; beyond a few
+// dozen it gains nothing more.
+const BatchSize = 64
+
+// CheckAll validates documents against the definitions of their kinds and
+// returns the violations of docs[i] at index i (nil when it is valid). The
+// error reports a kind the schema does not define or a schema that does not
+// compile, never a problem with a document. CheckAll is safe for
+// concurrent use.
+func CheckAll(docs []Document) ([][]Violation, error) {
 	c, err := acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer release(c)
-	def, ok := c.defs[kind]
-	if !ok {
-		return nil, fmt.Errorf("schema defines no kind %q", kind)
+	out := make([][]Violation, len(docs))
+	byKind := map[string][]int{}
+	for i, d := range docs {
+		if _, ok := c.defs[d.Kind]; !ok {
+			return nil, fmt.Errorf("schema defines no kind %q", d.Kind)
+		}
+		byKind[d.Kind] = append(byKind[d.Kind], i)
 	}
-	data := c.ctx.BuildExpr(doc)
-	if err := data.Err(); err != nil {
-		// The decoder produced something CUE cannot build (it should not);
-		// report it against the document rather than fail the load.
-		return c.violations(kind, filename, data, err), nil
+	for _, kind := range Kinds {
+		idx := byKind[kind]
+		for len(idx) > 0 {
+			n := min(len(idx), BatchSize)
+			c.checkBatch(kind, docs, idx[:n], out)
+			idx = idx[n:]
+		}
 	}
-	err = def.Unify(data).Validate(cue.Concrete(true), cue.All())
-	if err == nil {
-		return nil, nil
-	}
-	return c.violations(kind, filename, data, err), nil
+	return out, nil
 }
 
-func (c *compiled) violations(kind, filename string, data cue.Value, err error) []Violation {
-	var out []Violation
+// checkBatch checks docs[idx...], all of kind, as the fields d0, d1, ... of
+// one struct under `[string]: #Kind`.
+func (c *compiled) checkBatch(kind string, docs []Document, idx []int, out [][]Violation) {
+	if len(idx) > 1 {
+		fields := make([]any, len(idx))
+		for j, i := range idx {
+			fields[j] = &ast.Field{Label: ast.NewIdent(batchLabel(j)), Value: docs[i].Expr}
+		}
+		data := c.ctx.BuildExpr(ast.NewStruct(fields...))
+		if data.Err() == nil {
+			if err := c.batches[kind].Unify(data).Validate(cue.Concrete(true), cue.All()); err == nil {
+				return
+			} else if c.attribute(kind, docs, idx, data, err, out) {
+				return
+			}
+		}
+		// An error that names no document (it should not happen): check
+		// the documents one by one, which always attributes.
+		for _, i := range idx {
+			out[i] = nil
+		}
+	}
+	for _, i := range idx {
+		data := c.ctx.BuildExpr(docs[i].Expr)
+		err := data.Err()
+		if err == nil {
+			err = c.defs[kind].Unify(data).Validate(cue.Concrete(true), cue.All())
+		}
+		if err != nil {
+			// A build error (the decoder produced something CUE cannot
+			// build; it should not) is reported against the document too.
+			out[i] = c.violations(kind, docs[i].Filename, data, errors.Errors(err), 0)
+		}
+	}
+}
+
+func batchLabel(j int) string { return "d" + strconv.Itoa(j) }
+
+// attribute sorts the errors of a batch to their documents; false when an
+// error's path does not start with a document's label.
+func (c *compiled) attribute(kind string, docs []Document, idx []int, data cue.Value, err error, out [][]Violation) bool {
+	perDoc := map[int][]errors.Error{}
 	for _, e := range errors.Errors(err) {
-		segs := pathSegments(e.Path())
+		p := e.Path()
+		if len(p) == 0 || !strings.HasPrefix(p[0], "d") {
+			return false
+		}
+		j, convErr := strconv.Atoi(p[0][1:])
+		if convErr != nil || j < 0 || j >= len(idx) || p[0] != batchLabel(j) {
+			return false
+		}
+		perDoc[j] = append(perDoc[j], e)
+	}
+	for j, es := range perDoc {
+		i := idx[j]
+		doc := data.LookupPath(cue.MakePath(cue.Str(batchLabel(j))))
+		out[i] = c.violations(kind, docs[i].Filename, doc, es, 1)
+	}
+	return true
+}
+
+// violations converts the errors of one document; skip is how many leading
+// path elements name the batch field rather than the document's fields.
+func (c *compiled) violations(kind, filename string, data cue.Value, errs []errors.Error, skip int) []Violation {
+	var out []Violation
+	for _, e := range errs {
+		p := e.Path()
+		p = p[min(skip, len(p)):]
+		segs := pathSegments(p)
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if strings.HasSuffix(msg, "errors in empty disjunction:") {
@@ -200,9 +300,9 @@ func (c *compiled) violations(kind, filename string, data cue.Value, err error) 
 			continue
 		}
 		v := Violation{Path: formatPath(segs), Msg: c.explain(kind, segs, data, msg)}
-		for _, p := range errors.Positions(e) {
-			if p.Filename() == filename {
-				v.Line, v.Col = p.Line(), p.Column()
+		for _, pos := range errors.Positions(e) {
+			if pos.Filename() == filename {
+				v.Line, v.Col = pos.Line(), pos.Column()
 				break
 			}
 		}

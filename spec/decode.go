@@ -22,19 +22,19 @@ import (
 // a weekly window would overlap itself.
 const MaxWindowDuration = 7 * 24 * time.Hour
 
-func (c *fileChecker) controlPlane(d *document) {
+func (ck *checker) controlPlane(d *document) {
 	name, _ := d.str("metadata.name")
 	cp := &ControlPlane{Name: name, Pos: d.at("metadata.name")}
 	ok := true
 	raw, _ := d.str("spec.version")
 	if v, err := parseVersion(raw); err != nil {
-		ok = c.fail(d, "spec.version", err.Error())
+		ok = ck.fail(d, "spec.version", err.Error())
 	} else {
 		cp.Version = v.Original()
 	}
 	if agents, present := d.str("spec.agents"); present {
 		if _, err := semver.NewConstraint(agents); err != nil {
-			ok = c.fail(d, "spec.agents", fmt.Sprintf(
+			ok = ck.fail(d, "spec.agents", fmt.Sprintf(
 				"invalid agents constraint: %v; want a semver constraint such as \">= 16.0.0, < 17.3.0\"", err))
 		}
 		cp.Agents = agents
@@ -44,7 +44,7 @@ func (c *fileChecker) controlPlane(d *document) {
 	}
 }
 
-func (c *fileChecker) channel(d *document) {
+func (ck *checker) channel(d *document) {
 	name, _ := d.str("metadata.name")
 	ch := &Channel{Name: name, Pos: d.at("metadata.name")}
 	ch.ControlPlane, _ = d.str("spec.controlPlane")
@@ -54,16 +54,16 @@ func (c *fileChecker) channel(d *document) {
 	follow, hasFollow := d.str("spec.follow")
 	switch {
 	case hasVersion && hasFollow:
-		ok = c.fail(d, "spec.follow", "set either version or follow, not both; remove one of them")
+		ok = ck.fail(d, "spec.follow", "set either version or follow, not both; remove one of them")
 	case !hasVersion && !hasFollow:
-		ok = c.fail(d, "spec", `set version (such as "17.2.3", or "none") or follow: controlPlane`)
+		ok = ck.fail(d, "spec", `set version (such as "17.2.3", or "none") or follow: controlPlane`)
 	case hasFollow:
 		ch.Follow = follow
 	case raw == NoVersion:
 		ch.Version = NoVersion
 	default:
 		if v, err := parseVersion(raw); err != nil {
-			ok = c.fail(d, "spec.version", err.Error()+`, or "none" to serve no version`)
+			ok = ck.fail(d, "spec.version", err.Error()+`, or "none" to serve no version`)
 		} else {
 			ch.Version = v.Original()
 		}
@@ -73,28 +73,28 @@ func (c *fileChecker) channel(d *document) {
 	}
 }
 
-func (c *fileChecker) group(d *document) {
+func (ck *checker) group(d *document) {
 	name, _ := d.str("metadata.name")
 	g := &Group{Name: name, Pos: d.at("metadata.name"), UpdateDuration: DefaultUpdateDuration}
 	g.Channel, _ = d.str("spec.channel")
 	ok := true
 	g.Timezone, _ = d.str("spec.timezone")
-	loc, err := c.zones.load(g.Timezone)
+	loc, err := ck.zones.load(g.Timezone)
 	if err != nil {
-		ok = c.fail(d, "spec.timezone", err.Error())
+		ok = ck.fail(d, "spec.timezone", err.Error())
 		loc = time.UTC // keeps checking the freezes' dates
 	}
 	g.Location = loc
 	if raw, present := d.str("spec.updateDuration"); present {
 		dur, err := parseDuration(raw)
 		if err != nil {
-			ok = c.fail(d, "spec.updateDuration", err.Error())
+			ok = ck.fail(d, "spec.updateDuration", err.Error())
 		}
 		g.UpdateDuration = dur
 	}
 	if n, present, err := d.integer("spec.order"); present {
 		if err != nil {
-			ok = c.fail(d, "spec.order", err.Error())
+			ok = ck.fail(d, "spec.order", err.Error())
 		}
 		g.Order = n
 	}
@@ -102,12 +102,12 @@ func (c *fileChecker) group(d *document) {
 	g.Windows = []Window{}
 	for i := range d.length("spec.windows") {
 		at := schema.IndexPath("spec.windows", i)
-		w, good := c.window(d, at)
+		w, good := ck.window(d, at)
 		ok = ok && good
 		g.Windows = append(g.Windows, w)
 	}
 	if longest := longestWindow(g.Windows); len(g.Windows) > 0 && g.UpdateDuration > longest && longest > 0 {
-		ok = c.fail(d, "spec.updateDuration", fmt.Sprintf(
+		ok = ck.fail(d, "spec.updateDuration", fmt.Sprintf(
 			"updateDuration %s is longer than every window (the longest is %s), so no window could ever be used; shorten it or lengthen a window",
 			g.UpdateDuration, longest))
 	}
@@ -116,10 +116,10 @@ func (c *fileChecker) group(d *document) {
 	names := map[string]int{}
 	for i := range d.length("spec.freezes") {
 		at := schema.IndexPath("spec.freezes", i)
-		f, good := c.freeze(d, at, loc)
+		f, good := ck.freeze(d, at, loc)
 		ok = ok && good
 		if first, dup := names[f.Name]; dup {
-			ok = c.fail(d, at+".name", fmt.Sprintf("duplicate freeze name %q (first is freezes[%d]); give each freeze its own name", f.Name, first))
+			ok = ck.fail(d, at+".name", fmt.Sprintf("duplicate freeze name %q (first is freezes[%d]); give each freeze its own name", f.Name, first))
 		} else {
 			names[f.Name] = i
 		}
@@ -135,7 +135,7 @@ var weekdays = map[string]time.Weekday{
 	"Thu": time.Thursday, "Fri": time.Friday, "Sat": time.Saturday,
 }
 
-func (c *fileChecker) window(d *document, at string) (Window, bool) {
+func (ck *checker) window(d *document, at string) (Window, bool) {
 	var w Window
 	ok := true
 	seen := map[time.Weekday]bool{}
@@ -144,7 +144,7 @@ func (c *fileChecker) window(d *document, at string) (Window, bool) {
 		s, _ := d.str(p)
 		day, known := weekdays[s]
 		if !known {
-			ok = c.fail(d, p, fmt.Sprintf("got %q; want one of Mon, Tue, Wed, Thu, Fri, Sat, Sun", s))
+			ok = ck.fail(d, p, fmt.Sprintf("got %q; want one of Mon, Tue, Wed, Thu, Fri, Sat, Sun", s))
 			continue
 		}
 		if !seen[day] { // a repeated day adds nothing
@@ -154,14 +154,14 @@ func (c *fileChecker) window(d *document, at string) (Window, bool) {
 	}
 	start, _ := d.str(at + ".start")
 	if off, err := parseTimeOfDay(start); err != nil {
-		ok = c.fail(d, at+".start", err.Error())
+		ok = ck.fail(d, at+".start", err.Error())
 	} else {
 		w.Start = off
 	}
 	raw, _ := d.str(at + ".duration")
 	dur, err := parseDuration(raw)
 	if err != nil {
-		ok = c.fail(d, at+".duration", err.Error())
+		ok = ck.fail(d, at+".duration", err.Error())
 	}
 	w.Duration = dur
 	return w, ok
@@ -175,7 +175,7 @@ func longestWindow(ws []Window) time.Duration {
 	return longest
 }
 
-func (c *fileChecker) freeze(d *document, at string, loc *time.Location) (Freeze, bool) {
+func (ck *checker) freeze(d *document, at string, loc *time.Location) (Freeze, bool) {
 	var f Freeze
 	ok := true
 	f.Name, _ = d.str(at + ".name")
@@ -183,16 +183,16 @@ func (c *fileChecker) freeze(d *document, at string, loc *time.Location) (Freeze
 	rawStart, _ := d.str(at + ".start")
 	start, err := parseFreezeTime(rawStart, loc, false)
 	if err != nil {
-		ok = c.fail(d, at+".start", err.Error())
+		ok = ck.fail(d, at+".start", err.Error())
 	}
 	rawEnd, _ := d.str(at + ".end")
 	end, err := parseFreezeTime(rawEnd, loc, true)
 	if err != nil {
-		ok = c.fail(d, at+".end", err.Error())
+		ok = ck.fail(d, at+".end", err.Error())
 	}
 	f.Start, f.End = start, end
 	if ok && !end.After(start) {
-		ok = c.fail(d, at+".end", fmt.Sprintf("end %q does not come after start %q; fix the dates or swap them", rawEnd, rawStart))
+		ok = ck.fail(d, at+".end", fmt.Sprintf("end %q does not come after start %q; fix the dates or swap them", rawEnd, rawStart))
 	}
 	return f, ok
 }

@@ -22,6 +22,8 @@ type document struct {
 	start  Position         // of the document's first key
 	fields map[string]field // "spec.windows[0].start" → field
 	errs   Errors           // problems found while indexing (duplicate keys)
+	// problems are the document's schema and field-rule errors.
+	problems Errors
 	// name is metadata.name, when it is a string.
 	name    string
 	hasName bool

@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,9 +49,10 @@ func LoadDir(dir string) (*State, Errors) {
 // a caller (diff) can still compare what is left; a valid State has all.
 func Load(fsys fs.FS) (*State, Errors) {
 	l := newLoader()
-	files := l.walk(fsys)
-	for _, fc := range checkFiles(files) {
-		l.merge(fc)
+	files := parseFiles(l.walk(fsys))
+	checkDocuments(files)
+	for _, pf := range files {
+		l.merge(pf)
 	}
 	l.crossCheck()
 	return l.state(), l.errors()
@@ -115,36 +117,121 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 	return files
 }
 
-// checkFiles parses and checks files in parallel (the schema check
-// dominates a load), and returns the results in the order of files.
-func checkFiles(files []sourceFile) []*fileChecker {
-	out := make([]*fileChecker, len(files))
-	z := &zones{}
+// parallel runs work(i) for i in [0, n) on GOMAXPROCS goroutines.
+func parallel(n int, work func(i int)) {
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	for range min(runtime.GOMAXPROCS(0), n) {
 		wg.Go(func() {
 			for i := range next {
-				fc := &fileChecker{zones: z}
-				fc.file(files[i].name, files[i].data)
-				out[i] = fc
+				work(i)
 			}
 		})
 	}
-	for i := range files {
+	for i := range n {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
+}
+
+// parsedFile is one file's documents (those of a known kind) and the
+// problems of the file itself or of documents without a known kind.
+type parsedFile struct {
+	docs []*document
+	errs Errors
+}
+
+// parseFiles parses files in parallel, keeping their order.
+func parseFiles(files []sourceFile) []*parsedFile {
+	out := make([]*parsedFile, len(files))
+	parallel(len(files), func(i int) {
+		pf := &parsedFile{}
+		pf.file(files[i].name, files[i].data)
+		out[i] = pf
+	})
 	return out
+}
+
+// checkDocuments checks every document against the schema, then against
+// its own field rules. The schema check dominates a load; it runs in
+// batches of one kind (schema.CheckAll evaluates a batch at once), the
+// batches in parallel.
+func checkDocuments(files []*parsedFile) {
+	var docs []*document
+	for _, pf := range files {
+		docs = append(docs, pf.docs...)
+	}
+	slices.SortStableFunc(docs, func(a, b *document) int { return strings.Compare(a.kind, b.kind) })
+	var chunks [][]*document
+	for len(docs) > 0 {
+		n := min(len(docs), schema.BatchSize)
+		chunks = append(chunks, docs[:n])
+		docs = docs[n:]
+	}
+	ck := &checker{zones: &zones{}}
+	parallel(len(chunks), func(i int) { ck.checkChunk(chunks[i]) })
+}
+
+// checker applies the schema and the field rules; it is shared by the
+// goroutines of checkDocuments and writes only to the documents it is given.
+type checker struct {
+	zones *zones
+}
+
+func (ck *checker) checkChunk(docs []*document) {
+	defer func() {
+		// As in parsedFile.file: a panic becomes an error, not a crash.
+		if r := recover(); r != nil {
+			for _, d := range docs {
+				d.checked, d.obj = false, nil
+				d.problems = append(d.problems, Error{Pos: d.start,
+					Msg: fmt.Sprintf("%s: %v; please report this with the file", internalError, r)})
+			}
+		}
+	}()
+	in := make([]schema.Document, len(docs))
+	for i, d := range docs {
+		in[i] = schema.Document{Kind: d.kind, Filename: d.file, Expr: d.expr}
+	}
+	violations, err := schema.CheckAll(in)
+	if err != nil {
+		// The embedded schema is broken: a bug, not a problem of the repository.
+		for _, d := range docs {
+			d.problems = append(d.problems, Error{Pos: d.start, Msg: fmt.Sprintf("%s: %v", internalError, err)})
+		}
+		return
+	}
+	for i, d := range docs {
+		for _, v := range violations[i] {
+			pos := Position{File: d.file, Line: v.Line, Col: v.Col}
+			if v.Line == 0 {
+				pos = d.at(v.Path)
+			}
+			d.problems = append(d.problems, Error{Pos: pos, Path: v.Path, Msg: v.Msg})
+		}
+		if len(violations[i]) > 0 {
+			continue
+		}
+		d.checked = true
+		switch d.kind {
+		case KindControlPlane:
+			ck.controlPlane(d)
+		case KindChannel:
+			ck.channel(d)
+		case KindGroup:
+			ck.group(d)
+		}
+	}
 }
 
 // merge takes one file's results into the load, in walk order: names are
 // registered here, so that the first of two documents with one name is the
 // first in the walk.
-func (l *loader) merge(fc *fileChecker) {
-	l.errs = append(l.errs, fc.errs...)
-	for _, d := range fc.docs {
+func (l *loader) merge(pf *parsedFile) {
+	l.errs = append(l.errs, pf.errs...)
+	for _, d := range pf.docs {
+		l.errs = append(l.errs, d.problems...)
 		if d.hasName {
 			l.seen(d.kind, d.name, d)
 		}
@@ -166,17 +253,9 @@ func (l *loader) merge(fc *fileChecker) {
 	}
 }
 
-// fileChecker checks the documents of one file, on its own: everything
-// that needs other documents waits for the loader.
-type fileChecker struct {
-	zones *zones
-	docs  []*document // with a known kind
-	errs  Errors
-}
-
-// fail records an error at path of d and returns false, for `ok = c.fail(...)`.
-func (c *fileChecker) fail(d *document, path, msg string) bool {
-	c.errs = append(c.errs, Error{Pos: d.at(path), Path: path, Msg: msg})
+// fail records a problem at path of d and returns false, for `ok = ck.fail(...)`.
+func (ck *checker) fail(d *document, path, msg string) bool {
+	d.problems = append(d.problems, Error{Pos: d.at(path), Path: path, Msg: msg})
 	return false
 }
 
@@ -240,13 +319,13 @@ func readIgnore(fsys fs.FS) (gitignore.Matcher, error) {
 }
 
 // file reads every document of one file.
-func (c *fileChecker) file(name string, data []byte) {
+func (pf *parsedFile) file(name string, data []byte) {
 	defer func() {
 		// The YAML and CUE libraries are fed untrusted input; a panic in
 		// them must not take down a server. It becomes an error naming the
 		// file, and tests (FuzzLoad) treat it as a failure.
 		if r := recover(); r != nil {
-			c.errs = append(c.errs, Error{Pos: Position{File: name},
+			pf.errs = append(pf.errs, Error{Pos: Position{File: name},
 				Msg: fmt.Sprintf("%s: %v; the file cannot be read, please report this with the file", internalError, r)})
 		}
 	}()
@@ -266,10 +345,10 @@ func (c *fileChecker) file(name string, data []byte) {
 			last = err.Error()
 			// Other errors (an unsupported tag, say) concern one document;
 			// the next one is still read.
-			c.errs = append(c.errs, yamlError(name, err))
+			pf.errs = append(pf.errs, yamlError(name, err))
 			continue
 		}
-		c.document(newDocument(name, expr))
+		pf.document(newDocument(name, expr))
 	}
 }
 
@@ -303,75 +382,48 @@ func yamlError(name string, err error) Error {
 	return Error{Pos: pos, Msg: "invalid YAML: " + msg}
 }
 
-// document checks one document's envelope (apiVersion, kind), then the
-// schema, then its own field rules, and records it.
-func (c *fileChecker) document(d *document) {
+// document checks one document's envelope (apiVersion, kind) and keeps it
+// for checkDocuments when its kind is known.
+func (pf *parsedFile) document(d *document) {
 	if isEmpty(d.expr) {
 		return
 	}
 	if _, ok := d.expr.(*ast.StructLit); !ok {
-		c.errs = append(c.errs, Error{Pos: d.start,
+		pf.errs = append(pf.errs, Error{Pos: d.start,
 			Msg: fmt.Sprintf("document is %s; want a mapping with apiVersion, kind, metadata and spec", describeNode(d.expr))})
 		return
 	}
-	kind, ok := c.envelope(d)
-	if !ok {
+	kind, errs := envelope(d)
+	pf.errs = append(pf.errs, errs...)
+	if kind == "" {
 		return
 	}
 	d.kind = kind
 	if len(d.errs) > 0 {
 		// Repeated keys make the document ambiguous, and CUE would add a
 		// conflict for each: report the repeats alone.
-		c.errs = append(c.errs, d.errs...)
+		pf.errs = append(pf.errs, d.errs...)
 		return
 	}
 	d.name, d.hasName = d.str("metadata.name")
-	c.docs = append(c.docs, d)
-	vs, err := schema.Check(kind, d.file, d.expr)
-	if err != nil {
-		// The embedded schema is broken: a bug, not a problem of the repository.
-		c.errs = append(c.errs, Error{Pos: d.start, Msg: fmt.Sprintf("%s: %v", internalError, err)})
-		return
-	}
-	for _, v := range vs {
-		pos := Position{File: d.file, Line: v.Line, Col: v.Col}
-		if v.Line == 0 {
-			pos = d.at(v.Path)
-		}
-		c.errs = append(c.errs, Error{Pos: pos, Path: v.Path, Msg: v.Msg})
-	}
-	if len(vs) > 0 {
-		return
-	}
-	d.checked = true
-	switch kind {
-	case KindControlPlane:
-		c.controlPlane(d)
-	case KindChannel:
-		c.channel(d)
-	case KindGroup:
-		c.group(d)
-	}
+	pf.docs = append(pf.docs, d)
 }
 
 // envelope checks apiVersion and kind before the schema: without a known
-// kind there is no definition to check against.
-func (c *fileChecker) envelope(d *document) (kind string, ok bool) {
-	ok = true
+// kind there is no definition to check against. kind is "" when either is
+// wrong.
+func envelope(d *document) (kind string, errs Errors) {
 	switch v, isStr := d.str("apiVersion"); {
 	case !d.has("apiVersion"):
-		c.errs = append(c.errs, Error{Pos: d.start, Path: "apiVersion", Msg: "missing apiVersion; add apiVersion: " + APIVersion})
-		ok = false
+		errs = append(errs, Error{Pos: d.start, Path: "apiVersion", Msg: "missing apiVersion; add apiVersion: " + APIVersion})
 	case !isStr || v != APIVersion:
-		c.errs = append(c.errs, Error{Pos: d.at("apiVersion"), Path: "apiVersion",
+		errs = append(errs, Error{Pos: d.at("apiVersion"), Path: "apiVersion",
 			Msg: fmt.Sprintf("unsupported apiVersion %s; want %s", quoteValue(d, "apiVersion"), APIVersion)})
-		ok = false
 	}
 	kinds := strings.Join(schema.Kinds, ", ")
 	switch v, isStr := d.str("kind"); {
 	case !d.has("kind"):
-		c.errs = append(c.errs, Error{Pos: d.start, Path: "kind", Msg: "missing kind; want one of " + kinds})
-		return "", false
+		errs = append(errs, Error{Pos: d.start, Path: "kind", Msg: "missing kind; want one of " + kinds})
 	case !isStr || !isKind(v):
 		msg := fmt.Sprintf("unknown kind %s; want one of %s", quoteValue(d, "kind"), kinds)
 		for _, k := range schema.Kinds {
@@ -379,11 +431,11 @@ func (c *fileChecker) envelope(d *document) (kind string, ok bool) {
 				msg = fmt.Sprintf("unknown kind %q; did you mean %s?", v, k)
 			}
 		}
-		c.errs = append(c.errs, Error{Pos: d.at("kind"), Path: "kind", Msg: msg})
-		return "", false
-	default:
-		return v, ok
+		errs = append(errs, Error{Pos: d.at("kind"), Path: "kind", Msg: msg})
+	case len(errs) == 0:
+		kind = v
 	}
+	return kind, errs
 }
 
 func isKind(k string) bool {
