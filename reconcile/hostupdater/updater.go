@@ -222,8 +222,11 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 
 	p.Schedule = u.schedule.Load(ctx, p.At)
 	in.Schedule = decisionSchedule(p.Schedule)
-	if _, unusable := in.Schedule.Unusable(p.At, in.UpdateDuration); unusable {
-		in.UnusableChecks = state.UnusableChecks + 1
+	// The chain counts earlier unusable checks; the state remembers this one too.
+	unusable := 0
+	if _, bad := in.Schedule.Unusable(p.At, in.UpdateDuration); bad {
+		in.UnusableChecks = state.UnusableChecks
+		unusable = state.UnusableChecks + 1
 	}
 
 	p.Health = u.health.Probe(ctx)
@@ -242,13 +245,13 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		pkgVersion := p.Target
 		if !dryRun {
 			if err := u.installer.Refresh(ctx); err != nil {
-				return u.saveState(dir, p, in.UnusableChecks, fmt.Errorf("refreshing package metadata: %w", err))
+				return u.saveState(dir, p, unusable, fmt.Errorf("refreshing package metadata: %w", err))
 			}
 		}
 		if v, err := u.installer.Resolve(ctx, u.cfg.Package, p.Target); err == nil {
 			pkgVersion = v
 		} else if !dryRun {
-			return u.saveState(dir, p, in.UnusableChecks, err)
+			return u.saveState(dir, p, unusable, err)
 		}
 		p.Commands = u.installer.Commands(u.cfg.Package, pkgVersion)
 		if argv := restartArgv(u.cfg.Restart, u.cfg.Unit); argv != nil {
@@ -266,7 +269,7 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 	if dryRun {
 		return nil
 	}
-	return u.saveState(dir, p, in.UnusableChecks, nil)
+	return u.saveState(dir, p, unusable, nil)
 }
 
 // saveState records the decision and the unusable-schedule count. It re-reads
