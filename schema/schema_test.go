@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -169,5 +171,53 @@ func TestPaths(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("got %s, want %s", tt.got, tt.want)
 		}
+	}
+}
+
+// CheckAll evaluates documents of one kind together; each document must get
+// exactly the violations it gets alone, across batch boundaries and files.
+func TestCheckAllMatchesCheck(t *testing.T) {
+	sources := []struct{ kind, src string }{
+		{"Group", validGroup},
+		{"Group", strings.Replace(validGroup, `"02:00"`, `"25:00"`, 1)},
+		{"Channel", "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: a}\nspec: {controlPlane: cloud, version: '1.0.0', extra: 1}\n"},
+		{"ControlPlane", "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata: {name: a}\nspec: {version: 17}\n"},
+		{"Channel", "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: b}\n"},
+		{"Group", strings.Replace(validGroup, "order: 2", "order: [2]", 1)},
+	}
+	var docs []Document
+	for i := range BatchSize + 10 {
+		s := sources[i%len(sources)]
+		name := fmt.Sprintf("f%02d.yaml", i)
+		expr, err := cueyaml.NewDecoder(name, strings.NewReader(s.src)).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, Document{Kind: s.kind, Filename: name, Expr: expr})
+	}
+	all, err := CheckAll(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invalid := 0
+	for i, d := range docs {
+		alone, err := Check(d.Kind, d.Filename, d.Expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byPos := func(a, b Violation) int {
+			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Msg, b.Msg))
+		}
+		slices.SortFunc(alone, byPos)
+		slices.SortFunc(all[i], byPos)
+		if !reflect.DeepEqual(all[i], alone) {
+			t.Errorf("%s: in a batch %+v, alone %+v", d.Filename, all[i], alone)
+		}
+		if len(alone) > 0 {
+			invalid++
+		}
+	}
+	if invalid != 5*(BatchSize+10)/6 {
+		t.Errorf("%d invalid documents, want %d", invalid, 5*(BatchSize+10)/6)
 	}
 }
