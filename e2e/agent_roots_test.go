@@ -52,7 +52,7 @@ var (
 	agentFixtureErr  error
 )
 
-func sharedAgentFixture(t *testing.T) *repos.Fixture {
+func sharedAgentFixture(t testing.TB) *repos.Fixture {
 	t.Helper()
 	repos.RequireTools(t, "gpg", "gpgconf", "dpkg-deb", "apt-ftparchive", "rpm", "rpmbuild", "rpmsign", "createrepo_c")
 	agentFixtureOnce.Do(func() {
@@ -79,16 +79,16 @@ type packageHost struct {
 	inst installers.Installer
 	// publish rebuilds the repository from the given package files, signed
 	// by key; breakSignature makes its metadata signature fail to verify.
-	publish        func(t *testing.T, key *repos.Key, pkgs ...string)
-	breakSignature func(t *testing.T)
+	publish        func(t testing.TB, key *repos.Key, pkgs ...string)
+	breakSignature func(t testing.TB)
 	// otherKeyPackage is 1.1.0 signed by a key nobody trusts, and whether
 	// the repository is signed by that key too (apt signs repositories, not
 	// packages).
-	otherKey func(t *testing.T)
+	otherKey func(t testing.TB)
 	pkgs     map[string]string
 }
 
-func newPackageHost(t *testing.T, kind string, f *repos.Fixture) *packageHost {
+func newPackageHost(t testing.TB, kind string, f *repos.Fixture) *packageHost {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -117,7 +117,7 @@ func newPackageHost(t *testing.T, kind string, f *repos.Fixture) *packageHost {
 		}
 		h.inst = apt.New(apt.Config{Root: h.root})
 		h.pkgs = f.Debs
-		h.publish = func(t *testing.T, key *repos.Key, pkgs ...string) {
+		h.publish = func(t testing.TB, key *repos.Key, pkgs ...string) {
 			clearDir(t, filepath.Join(repo.Dir, "pool"))
 			for _, p := range pkgs {
 				if _, err := repo.Add(p); err != nil {
@@ -128,11 +128,11 @@ func newPackageHost(t *testing.T, kind string, f *repos.Fixture) *packageHost {
 				t.Fatal(err)
 			}
 		}
-		h.breakSignature = func(t *testing.T) {
+		h.breakSignature = func(t testing.TB) {
 			tamperFile(t, filepath.Join(repo.Dir, "dists", repo.Suite, "InRelease"), "Suite: stable", "Suite: stab1e")
 			tamperFile(t, filepath.Join(repo.Dir, "dists", repo.Suite, "Release"), "Suite: stable", "Suite: stab1e")
 		}
-		h.otherKey = func(t *testing.T) { h.publish(t, f.Other, f.Debs["1.0.0"], f.Debs["1.1.0"]) }
+		h.otherKey = func(t testing.TB) { h.publish(t, f.Other, f.Debs["1.0.0"], f.Debs["1.1.0"]) }
 	case "dnf", "zypper":
 		repos.RequireTools(t, kind, "rpm")
 		repo, err := repos.NewRPMRepo(filepath.Join(dir, "repo"))
@@ -166,7 +166,7 @@ func newPackageHost(t *testing.T, kind string, f *repos.Fixture) *packageHost {
 			t.Fatal(err)
 		}
 		h.pkgs = f.RPMs
-		h.publish = func(t *testing.T, key *repos.Key, pkgs ...string) {
+		h.publish = func(t testing.TB, key *repos.Key, pkgs ...string) {
 			matches, _ := filepath.Glob(filepath.Join(repo.Dir, "*.rpm"))
 			for _, m := range matches {
 				os.Remove(m)
@@ -180,21 +180,21 @@ func newPackageHost(t *testing.T, kind string, f *repos.Fixture) *packageHost {
 				t.Fatal(err)
 			}
 		}
-		h.breakSignature = func(t *testing.T) {
+		h.breakSignature = func(t testing.TB) {
 			tamperFile(t, filepath.Join(repo.Dir, "repodata", "repomd.xml"), "<revision>", "<revision>1")
 		}
-		h.otherKey = func(t *testing.T) { h.publish(t, f.Good, f.RPMs["1.0.0"], f.OtherRPMs["1.1.0"]) }
+		h.otherKey = func(t testing.TB) { h.publish(t, f.Good, f.RPMs["1.0.0"], f.OtherRPMs["1.1.0"]) }
 	}
 	h.publishGood(t)
 	return h
 }
 
-func (h *packageHost) publishGood(t *testing.T) {
+func (h *packageHost) publishGood(t testing.TB) {
 	t.Helper()
 	h.publish(t, agentFixture.Good, h.pkgs["1.0.0"], h.pkgs["1.1.0"], h.pkgs["1.2.0"])
 }
 
-func (h *packageHost) installed(t *testing.T) string {
+func (h *packageHost) installed(t testing.TB) string {
 	t.Helper()
 	v, ok, err := h.inst.Installed(context.Background(), demoPkg)
 	if err != nil {
@@ -206,7 +206,7 @@ func (h *packageHost) installed(t *testing.T) string {
 	return installers.ReleaseVersion(v)
 }
 
-func clearDir(t *testing.T, dir string) {
+func clearDir(t testing.TB, dir string) {
 	t.Helper()
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func clearDir(t *testing.T, dir string) {
 	}
 }
 
-func tamperFile(t *testing.T, path, old, new string) {
+func tamperFile(t testing.TB, path, old, new string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -236,7 +236,7 @@ type fleetServer struct {
 	srv *server
 }
 
-func newFleetServer(t *testing.T) *fleetServer {
+func newFleetServer(t testing.TB) *fleetServer {
 	fs := &fleetServer{dir: t.TempDir()}
 	fs.set(t, "1.0.0", false, false)
 	fs.srv = startServe(t, "--source", fs.dir, "--interval", "1s")
@@ -249,7 +249,7 @@ func newFleetServer(t *testing.T) *fleetServer {
 
 // set writes a fleet with channel demo at version and group demo whose daily
 // window is open now (or opens in six hours), and waits until it is served.
-func (fs *fleetServer) set(t *testing.T, version string, critical, windowOpen bool) {
+func (fs *fleetServer) set(t testing.TB, version string, critical, windowOpen bool) {
 	t.Helper()
 	now := time.Now().UTC()
 	start, duration := now.Add(-time.Hour), "4h"
@@ -314,7 +314,7 @@ func (r agentRun) decision() string {
 	return ""
 }
 
-func writeAgentConfig(t *testing.T, path string, fields map[string]any) {
+func writeAgentConfig(t testing.TB, path string, fields map[string]any) {
 	t.Helper()
 	b, err := json.Marshal(fields) // JSON is YAML
 	if err != nil {
@@ -325,7 +325,7 @@ func writeAgentConfig(t *testing.T, path string, fields map[string]any) {
 	}
 }
 
-func runAgent(t *testing.T, config string, args ...string) agentRun {
+func runAgent(t testing.TB, config string, args ...string) agentRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -558,7 +558,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 
 // tamperPackage changes 1.1.0's bytes in the repository after it was
 // indexed and signed.
-func tamperPackage(t *testing.T, h *packageHost) {
+func tamperPackage(t testing.TB, h *packageHost) {
 	t.Helper()
 	name := filepath.Base(h.pkgs["1.1.0"])
 	var found string

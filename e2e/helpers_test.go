@@ -52,13 +52,13 @@ func repoRoot() string {
 // gitWork is a work tree whose commits are pushed to a bare repository that
 // an HTTP server on loopback serves through git http-backend.
 type gitWork struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	bare string
 	URL  string // clone URL of the bare repository
 }
 
-func newGitServer(t *testing.T) *gitWork {
+func newGitServer(t testing.TB) *gitWork {
 	t.Helper()
 	root := t.TempDir()
 	g := &gitWork{t: t, dir: filepath.Join(root, "work"), bare: filepath.Join(root, "srv", "fleet.git")}
@@ -103,7 +103,7 @@ func (g *gitWork) commit(msg string, files map[string]string) string {
 	return strings.TrimSpace(run(g.t, g.dir, "git", "rev-parse", "HEAD"))
 }
 
-func run(t *testing.T, dir string, name string, args ...string) string {
+func run(t testing.TB, dir string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
@@ -145,7 +145,7 @@ func (l *lockedBuffer) String() string {
 
 // startServe starts `upkeep serve` on a free loopback port and waits until
 // it listens. It reads the address from the JSON start log line.
-func startServe(t *testing.T, args ...string) *server {
+func startServe(t testing.TB, args ...string) *server {
 	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--cache-dir", t.TempDir()}, args...)
 	cmd := exec.Command(upkeepBin, args...)
@@ -197,7 +197,7 @@ func startServe(t *testing.T, args ...string) *server {
 var client = &http.Client{Timeout: 5 * time.Second}
 
 // get returns the status, body and response of GET url.
-func get(t *testing.T, url string, header ...string) (int, string, *http.Response) {
+func get(t testing.TB, url string, header ...string) (int, string, *http.Response) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -220,7 +220,7 @@ func get(t *testing.T, url string, header ...string) (int, string, *http.Respons
 
 // waitFor polls cond every 20 ms until it holds or the deadline passes, and
 // returns how long it took.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
