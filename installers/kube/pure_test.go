@@ -1,0 +1,387 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/sources/versionclient"
+)
+
+const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestParseImage(t *testing.T) {
+	tests := []struct {
+		scenario, ref string
+		want          Image
+		version       string
+		err           string
+	}{
+		{"a plain semver tag is the version", "agent:1.2.3", Image{Repo: "agent", Tag: "1.2.3"}, "1.2.3", ""},
+		{"a v-prefixed tag is the version without v", "ghcr.io/o/agent:v17.2.3", Image{Repo: "ghcr.io/o/agent", Tag: "v17.2.3"}, "17.2.3", ""},
+		{"a registry port is not a tag", "127.0.0.1:5000/agent", Image{Repo: "127.0.0.1:5000/agent"}, "", ""},
+		{"tag and digest both kept", "127.0.0.1:5000/a/agent:1.0.0@" + dgst, Image{Repo: "127.0.0.1:5000/a/agent", Tag: "1.0.0", Digest: dgst}, "1.0.0", ""},
+		{"digest-only image has an unknown version", "agent@" + dgst, Image{Repo: "agent", Digest: dgst}, "", ""},
+		{"latest is not a version", "agent:latest", Image{Repo: "agent", Tag: "latest"}, "", ""},
+		{"a partial version is not a version", "agent:17.2", Image{Repo: "agent", Tag: "17.2"}, "", ""},
+		{"a prerelease is a version", "agent:1.0.0-rc.1", Image{Repo: "agent", Tag: "1.0.0-rc.1"}, "1.0.0-rc.1", ""},
+		{"an empty reference is refused", "", Image{}, "", "empty"},
+		{"a short digest is refused", "agent@sha256:abc", Image{}, "", "64 hex"},
+		{"an unknown digest algorithm is refused", "agent@md5:abc", Image{}, "", "sha256"},
+		{"an empty tag is refused", "agent:", Image{}, "", "empty tag"},
+		{"white space is refused", "agent :1", Image{}, "", "white space"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			got, err := ParseImage(tt.ref)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			if v := got.Version(); v != tt.version {
+				t.Fatalf("version %q, want %q", v, tt.version)
+			}
+			if got.String() != tt.ref {
+				t.Fatalf("String() = %q, want %q", got.String(), tt.ref)
+			}
+		})
+	}
+}
+
+func TestTagFor(t *testing.T) {
+	for _, tt := range []struct{ scenario, current, version, want string }{
+		{"a v-tagged image keeps its convention", "agent:v1.0.0", "1.1.0", "v1.1.0"},
+		{"a plain-tagged image stays plain", "agent:1.0.0", "v1.1.0", "1.1.0"},
+		{"an unknown current version gets a plain tag", "agent:latest", "1.1.0", "1.1.0"},
+		{"a digest-only image gets a plain tag", "agent@" + dgst, "1.1.0", "1.1.0"},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			if got := mustImage(tt.current).TagFor(tt.version); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := Pinned("r/agent", "1.1.0", dgst); got != "r/agent:1.1.0@"+dgst {
+		t.Fatalf("Pinned = %q", got)
+	}
+}
+
+var t0 = time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC)
+
+func pod(name string, ready bool, since time.Time, mods ...func(*corev1.Pod)) corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	p := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(since.Add(-time.Hour))},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.NewTime(since)}}},
+	}
+	for _, m := range mods {
+		m(&p)
+	}
+	return p
+}
+
+func terminating(p *corev1.Pod) { p.DeletionTimestamp = ptr(metav1.NewTime(t0)) }
+
+func TestJudgePods(t *testing.T) {
+	grace := 5 * time.Minute
+	tests := []struct {
+		scenario string
+		pods     []corev1.Pod
+		want     reconcile.Health
+		bad      string
+	}{
+		{"no pods is unhealthy", nil, reconcile.Unhealthy, ""},
+		{"only terminating pods count as no pods", []corev1.Pod{pod("a", true, t0.Add(-time.Hour), terminating)}, reconcile.Unhealthy, ""},
+		{"all Ready is healthy", []corev1.Pod{pod("a", true, t0.Add(-time.Hour)), pod("b", true, t0)}, reconcile.Healthy, ""},
+		{"a pod not Ready within the grace is still healthy", []corev1.Pod{pod("a", true, t0), pod("b", false, t0.Add(-4*time.Minute))}, reconcile.Healthy, ""},
+		{"a pod not Ready past the grace is unhealthy", []corev1.Pod{pod("a", true, t0), pod("b", false, t0.Add(-6*time.Minute))}, reconcile.Unhealthy, "b"},
+		{"a terminating pod not Ready is ignored", []corev1.Pod{pod("a", true, t0), pod("b", false, t0.Add(-time.Hour), terminating)}, reconcile.Healthy, ""},
+		{"a pod with no Ready condition counts from its creation", []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "p", CreationTimestamp: metav1.NewTime(t0.Add(-10 * time.Minute))}, Status: corev1.PodStatus{Phase: corev1.PodPending}}}, reconcile.Unhealthy, "p"},
+		{"a failed pod is unhealthy at once", []corev1.Pod{pod("f", false, t0, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })}, reconcile.Unhealthy, "f"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			h := JudgePods(tt.pods, t0, grace)
+			if h.Health != tt.want {
+				t.Fatalf("health %v (%s), want %v", h.Health, h.Message, tt.want)
+			}
+			if got := strings.Join(h.Bad, ","); got != tt.bad {
+				t.Fatalf("bad pods %q, want %q", got, tt.bad)
+			}
+		})
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	spec := &corev1.PodSpec{Containers: []corev1.Container{
+		{Name: "sidecar", Image: "busybox:1.36"},
+		{Name: "agent", Image: "127.0.0.1:5000/agent:v1.0.0"},
+	}}
+	tests := []struct {
+		scenario string
+		ann      map[string]string
+		check    func(t *testing.T, c Config)
+		err      string
+	}{
+		{"defaults: the first container, its repository, the agent schedule named after the workload",
+			map[string]string{AnnotationChannel: "stable/cloud"}, func(t *testing.T, c Config) {
+				if c.Container != "sidecar" || c.Repo != "busybox" || c.Schedule != ScheduleFromAgent || c.Agent != "teleport" {
+					t.Fatalf("%+v", c)
+				}
+			}, ""},
+		{"a group makes the schedule come from the server",
+			map[string]string{AnnotationChannel: "stable", AnnotationGroup: "eu-prod", AnnotationContainer: "agent"}, func(t *testing.T, c Config) {
+				if c.Container != "agent" || c.ContainerIndex != 1 || c.Schedule != ScheduleFromGroup || c.Image.Version() != "1.0.0" {
+					t.Fatalf("%+v", c)
+				}
+			}, ""},
+		{"an image annotation overrides the repository",
+			map[string]string{AnnotationChannel: "stable", AnnotationImage: "mirror.example/agent", AnnotationUpdateDuration: "20m"}, func(t *testing.T, c Config) {
+				if c.Repo != "mirror.example/agent" || c.UpdateDuration != 20*time.Minute {
+					t.Fatalf("%+v", c)
+				}
+			}, ""},
+		{"a missing channel is named", map[string]string{}, nil, "upkeep.dev/channel: required"},
+		{"a bad channel name is named", map[string]string{AnnotationChannel: "Stable"}, nil, "not a channel name"},
+		{"a group with a slash is refused", map[string]string{AnnotationChannel: "s", AnnotationGroup: "eu/prod"}, nil, "not a group name"},
+		{"an unknown container lists the containers", map[string]string{AnnotationChannel: "s", AnnotationContainer: "nope"}, nil, "containers: sidecar, agent"},
+		{"an image annotation with a tag is refused", map[string]string{AnnotationChannel: "s", AnnotationImage: "r/agent:1.0.0"}, nil, "repository only"},
+		{"a group schedule without a group is refused", map[string]string{AnnotationChannel: "s", AnnotationSchedule: "group"}, nil, "upkeep.dev/group"},
+		{"an unknown schedule source is refused", map[string]string{AnnotationChannel: "s", AnnotationSchedule: "cron"}, nil, `want "group", "agent" or "none"`},
+		{"a bad update duration is refused", map[string]string{AnnotationChannel: "s", AnnotationUpdateDuration: "forever"}, nil, "update-duration"},
+		{"an agent name that makes no Secret name is refused", map[string]string{AnnotationChannel: "s", AnnotationAgent: "Bad_Name"}, nil, "upkeep.dev/agent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			c, err := ReadConfig("teleport", tt.ann, spec)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestReadState(t *testing.T) {
+	st, err := ReadState(map[string]string{
+		AnnotationSkipped:      `[{"version":"1.1.0","since":"2026-03-28T12:00:00Z","reason":"RolloutTimedOut","message":"m"}]`,
+		AnnotationLastDecision: `not json`,
+		AnnotationRollout:      `{"version":"1.1.0","image":"a:1.1.0@` + dgst + `","previousImage":"a:1.0.0","started":"2026-03-28T12:00:00Z"}`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Skipped) != 1 || st.Skipped[0].Version != "1.1.0" || st.Last != nil || st.Rollout == nil || st.Rollout.PreviousImage != "a:1.0.0" {
+		t.Fatalf("%+v", st)
+	}
+	if _, err := ReadState(map[string]string{AnnotationSkipped: `[{`}); err == nil || !strings.Contains(err.Error(), "remove the annotation") {
+		t.Fatalf("a broken skip list: err = %v", err)
+	}
+	if _, err := ReadState(map[string]string{AnnotationRollout: `{"version":"1"}`}); err == nil || !strings.Contains(err.Error(), "previousImage") {
+		t.Fatalf("an incomplete rollout: err = %v", err)
+	}
+}
+
+func TestStatusSameDecision(t *testing.T) {
+	w := t0.Add(time.Hour)
+	a := Status{Action: "Wait", Rule: "WaitForWindow", Reason: "OutsideWindow", Current: "1.0.0", Target: "1.1.0", NextWindow: &w, Message: "x", Since: t0}
+	b := a
+	b.Message, b.Since, b.RecheckAt = "y", t0.Add(time.Minute), &w
+	if !a.sameDecision(&b) {
+		t.Fatal("a different message or time must not count as a new decision")
+	}
+	w2 := w.Add(24 * time.Hour)
+	b.NextWindow = &w2
+	if a.sameDecision(&b) {
+		t.Fatal("a different next window is a new decision")
+	}
+	if a.sameDecision(nil) {
+		t.Fatal("no last decision is a new decision")
+	}
+}
+
+func TestRolloutProgress(t *testing.T) {
+	three := int32(3)
+	dep := func(gen, observed int64, updated, total, avail int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: gen}, Spec: appsv1.DeploymentSpec{Replicas: &three},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, UpdatedReplicas: updated, Replicas: total, AvailableReplicas: avail, Conditions: conds}}
+	}
+	sts := func(gen, observed int64, updated, ready int32, cur, upd string) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Generation: gen}, Spec: appsv1.StatefulSetSpec{Replicas: &three},
+			Status: appsv1.StatefulSetStatus{ObservedGeneration: observed, UpdatedReplicas: updated, ReadyReplicas: ready, CurrentRevision: cur, UpdateRevision: upd}}
+	}
+	tests := []struct {
+		scenario string
+		obj      any
+		done     bool
+		failed   bool
+		msg      string
+	}{
+		{"a Deployment whose new generation is not observed is not done", dep(2, 1, 3, 3, 3), false, false, "observe generation 2"},
+		{"a Deployment with old replicas left is not done", dep(2, 2, 3, 4, 3), false, false, "1 old replicas"},
+		{"a Deployment with unavailable updated replicas is not done", dep(2, 2, 3, 3, 2), false, false, "2 of 3 updated replicas available"},
+		{"a Deployment fully updated and available is done", dep(2, 2, 3, 3, 3), true, false, ""},
+		{"a Deployment past its progress deadline failed", dep(2, 2, 1, 3, 1, appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Reason: "ProgressDeadlineExceeded", Message: "too slow"}), false, true, "too slow"},
+		{"a StatefulSet not at its update revision is not done", sts(2, 2, 3, 3, "old", "new"), false, false, "not yet the update revision"},
+		{"a StatefulSet with a pod not ready is not done", sts(2, 2, 3, 2, "new", "new"), false, false, "2 of 3 replicas ready"},
+		{"a StatefulSet updated and ready is done", sts(2, 2, 3, 3, "new", "new"), true, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			var p Progress
+			switch o := tt.obj.(type) {
+			case *appsv1.Deployment:
+				p = RolloutProgress(o)
+			case *appsv1.StatefulSet:
+				p = RolloutProgress(o)
+			}
+			if p.Done != tt.done || p.Failed != tt.failed || !strings.Contains(p.Message, tt.msg) {
+				t.Fatalf("got %+v, want done=%v failed=%v message containing %q", p, tt.done, tt.failed, tt.msg)
+			}
+		})
+	}
+}
+
+func TestStuckPods(t *testing.T) {
+	grace := 5 * time.Minute
+	rev := func(r string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Labels = map[string]string{appsv1.ControllerRevisionHashLabelKey: r} }
+	}
+	s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Generation: 2},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 2, UpdateRevision: "new", CurrentRevision: "old"}}
+	pods := []corev1.Pod{
+		pod("web-0", true, t0.Add(-time.Hour), rev("new")),
+		pod("web-1", false, t0.Add(-time.Hour), rev("old")),              // stuck: unhealthy, old revision
+		pod("web-2", false, t0.Add(-time.Minute), rev("old")),            // within the grace
+		pod("web-3", false, t0.Add(-time.Hour), rev("new")),              // unhealthy but at the update revision
+		pod("web-4", true, t0.Add(-time.Hour), rev("old")),               // healthy old pod: the controller's job
+		pod("web-5", false, t0.Add(-time.Hour), rev("old"), terminating), // already going
+	}
+	var names []string
+	for _, p := range StuckPods(s, pods, t0, grace) {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "web-1" {
+		t.Fatalf("stuck pods %v, want only web-1", names)
+	}
+	s.Generation = 3 // the controller has not seen the change yet: its revisions are stale
+	if got := StuckPods(s, pods, t0, grace); len(got) != 0 {
+		t.Fatalf("with an unobserved generation, got %d pods, want none", len(got))
+	}
+}
+
+func TestIgnoreOwnWrites(t *testing.T) {
+	base := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "a", Generation: 1, ResourceVersion: "1",
+		Annotations: map[string]string{AnnotationChannel: "stable"}}}
+	tests := []struct {
+		scenario string
+		mutate   func(d *appsv1.Deployment)
+		want     bool
+	}{
+		{"a change of only the updater's state annotations is dropped", func(d *appsv1.Deployment) {
+			d.Annotations[AnnotationLastDecision] = "{}"
+		}, false},
+		{"a channel change is kept", func(d *appsv1.Deployment) { d.Annotations[AnnotationChannel] = "edge" }, true},
+		{"a spec change is kept", func(d *appsv1.Deployment) { d.Generation = 2 }, true},
+		{"a status change is kept", func(d *appsv1.Deployment) { d.Status.ReadyReplicas = 1 }, true},
+		{"the skip annotation is kept", func(d *appsv1.Deployment) { d.Annotations[AnnotationSkipReconcile] = "true" }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			n := base.DeepCopy()
+			n.ResourceVersion = "2"
+			tt.mutate(n)
+			if got := (ignoreOwnWrites{}).Update(event.UpdateEvent{ObjectOld: base, ObjectNew: n}); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// countingServer is a version server in memory: the cache's logic is pure,
+// so a fake is allowed here; the envtest scenarios use a real HTTP server.
+type countingServer struct {
+	version  atomic.Value
+	requests atomic.Int64
+	fail     atomic.Bool
+}
+
+func (s *countingServer) Target(context.Context, string) (versionclient.Target, error) {
+	s.requests.Add(1)
+	if s.fail.Load() {
+		return versionclient.Target{}, errors.New("down")
+	}
+	return versionclient.Target{Version: s.version.Load().(string)}, nil
+}
+func (s *countingServer) Critical(context.Context, string) (bool, error) {
+	s.requests.Add(1)
+	return false, nil
+}
+func (s *countingServer) Schedule(context.Context, string) ([]calendar.Interval, error) {
+	s.requests.Add(1)
+	return nil, nil
+}
+
+func TestServerCache(t *testing.T) {
+	srv := &countingServer{}
+	srv.version.Store("1.0.0")
+	now := t0
+	c := newServerCache(srv, 30*time.Second, func() time.Time { return now })
+	ctx := context.Background()
+	for range 200 {
+		if got := c.Channel(ctx, "stable").Text; got != "1.0.0" {
+			t.Fatalf("target %q", got)
+		}
+	}
+	if n := srv.requests.Load(); n != 2 {
+		t.Fatalf("200 workloads on one channel made %d requests, want 2 (version and critical)", n)
+	}
+	srv.version.Store("1.1.0")
+	now = now.Add(10 * time.Second)
+	changed, _ := c.Refresh(ctx, time.Hour)
+	if len(changed) != 1 || changed[0] != "stable" {
+		t.Fatalf("changed = %v, want [stable]", changed)
+	}
+	if got := c.Channel(ctx, "stable").Text; got != "1.1.0" {
+		t.Fatalf("after a refresh the target is %q", got)
+	}
+	if changed, _ := c.Refresh(ctx, time.Hour); len(changed) != 0 {
+		t.Fatalf("an unchanged answer reported as changed: %v", changed)
+	}
+	srv.fail.Store(true)
+	if changed, _ := c.Refresh(ctx, time.Hour); len(changed) != 1 {
+		t.Fatal("a server going down is a change (the target becomes unknown)")
+	}
+	now = now.Add(2 * time.Hour)
+	if ch, _ := c.live(now, time.Hour); len(ch) != 0 {
+		t.Fatalf("a channel nobody asked for in an hour is still polled: %v", ch)
+	}
+}
