@@ -317,6 +317,16 @@ func (c *Container) ExecInput(ctx context.Context, stdin io.Reader, argv ...stri
 	if len(argv) == 0 {
 		return "", errors.New("nspawn exec: no command")
 	}
+	// After the container is gone its PID may belong to a host process:
+	// nsenter would then run the command in the host's namespaces.
+	select {
+	case <-c.done:
+		return "", fmt.Errorf("in container %s: %s: the container has stopped", c.Name, strings.Join(argv, " "))
+	default:
+	}
+	if !c.initAlive() {
+		return "", fmt.Errorf("in container %s: %s: its PID 1 (%d) is gone", c.Name, strings.Join(argv, " "), c.pid1)
+	}
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--target", strconv.Itoa(c.pid1), "--all", "--"}, argv...)...)
 	cmd.Env = containerEnv
 	cmd.Stdin = stdin

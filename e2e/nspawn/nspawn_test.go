@@ -18,7 +18,11 @@ func TestBootExecStop(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	c, err := Start(ctx, dir, Options{})
+	shared := t.TempDir()
+	if err := os.WriteFile(shared+"/from-host", []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Start(ctx, dir, Options{Binds: []Bind{{Host: shared, Container: "/mnt/upkeep-shared", ReadOnly: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +42,7 @@ func TestBootExecStop(t *testing.T) {
 		}
 	})
 
-	t.Run("a file written inside stays inside", func(t *testing.T) {
+	t.Run("files written or copied inside stay inside", func(t *testing.T) {
 		path := "/etc/upkeep-nspawn-test/" + c.Name
 		if err := c.WriteFile(ctx, path, []byte("inside\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -49,6 +53,25 @@ func TestBootExecStop(t *testing.T) {
 		}
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the host sees %s: %v", path, err)
+		}
+		// A host program copied in runs there, as a test's upkeep binary would.
+		if err := c.CopyFile(ctx, "/bin/echo", "/usr/local/bin/upkeep-echo", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := c.Exec(ctx, "upkeep-echo", "copied"); err != nil || out != "copied\n" {
+			t.Fatalf("copied program said %q, %v", out, err)
+		}
+		if _, err := os.Stat("/usr/local/bin/upkeep-echo"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the host sees the copied program: %v", err)
+		}
+	})
+
+	t.Run("a read-only bind shows host files and refuses writes", func(t *testing.T) {
+		if out, err := c.Exec(ctx, "cat", "/mnt/upkeep-shared/from-host"); err != nil || out != "hello\n" {
+			t.Fatalf("cat = %q, %v", out, err)
+		}
+		if _, err := c.Exec(ctx, "touch", "/mnt/upkeep-shared/new"); err == nil {
+			t.Fatal("writing into a read-only bind succeeded")
 		}
 	})
 

@@ -20,7 +20,7 @@ func BuildPackages(t testing.TB, dir string) *Packages {
 // BuildPackagesWith is BuildPackages with options.
 func BuildPackagesWith(t testing.TB, dir string, o Options) *Packages {
 	t.Helper()
-	tools := []string{"go", "gpg", "gpgconf"}
+	tools := []string{"gpg", "gpgconf"}
 	if !o.SkipDeb {
 		tools = append(tools, "dpkg-deb", "apt-ftparchive")
 	}
