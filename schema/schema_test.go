@@ -195,9 +195,13 @@ func TestCheckAllMatchesCheck(t *testing.T) {
 		}
 		docs = append(docs, Document{Kind: s.kind, Filename: name, Expr: expr})
 	}
+	before := batchFallbacks.Load()
 	all, err := CheckAll(docs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := batchFallbacks.Load() - before; n != 0 {
+		t.Errorf("%d batches fell back to one-by-one checks", n)
 	}
 	invalid := 0
 	for i, d := range docs {
