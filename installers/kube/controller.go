@@ -9,11 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
@@ -177,7 +179,7 @@ func (r *Reconciler) pass(ctx context.Context, w *workload, p *Pass, log *slog.L
 		// An operator must fix an annotation; a watch event brings us back.
 		p.Status = Status{Current: cfg.Image.Version(), Outcome: OutcomeFailed, OutcomeReason: "InvalidConfig", OutcomeMessage: err.Error()}
 		if r.writeStatus(ctx, w, p.At, st.Last, &p.Status, nil) {
-			r.recorder.Eventf(w.obj, nil, corev1.EventTypeWarning, EventInvalidConfig, "Decide", "%s", err.Error())
+			r.event(w.obj, nil, corev1.EventTypeWarning, EventInvalidConfig, "Decide", "%s", err.Error())
 			metricOutcomes.WithLabelValues(w.kind, OutcomeFailed, "InvalidConfig").Inc()
 		}
 		log.Warn("cannot act on the workload", "error", err)
@@ -294,7 +296,7 @@ func (r *Reconciler) update(ctx context.Context, w *workload, cfg Config, st Sta
 		wrote := r.writeStatus(ctx, w, p.At, st.Last, status, skipped)
 		p.Status = *status
 		if wrote {
-			r.recorder.Eventf(w.obj, nil, corev1.EventTypeWarning, EventRefused, "Verify", "%s: %s", reason, status.OutcomeMessage)
+			r.event(w.obj, nil, corev1.EventTypeWarning, EventRefused, "Verify", "%s: %s", reason, status.OutcomeMessage)
 			metricOutcomes.WithLabelValues(w.kind, OutcomeRefused, reason).Inc()
 			log.Warn("update refused", "image", ref, "reason", reason, "error", err)
 		}
@@ -304,7 +306,9 @@ func (r *Reconciler) update(ctx context.Context, w *workload, cfg Config, st Sta
 	pinned := Pinned(cfg.Repo, tag, ver.Digest)
 	previous := cfg.Image.String()
 	ro := Rollout{Version: target, Image: pinned, PreviousImage: previous, From: cfg.Image.Version(), Started: p.At.UTC(), KeyID: ver.KeyID}
-	status.Outcome, status.OutcomeReason = OutcomeUpdating, "ImageChanged"
+	// The reason stays RolloutInProgress until the rollout ends, so the
+	// passes that follow it write nothing.
+	status.Outcome, status.OutcomeReason = OutcomeUpdating, "RolloutInProgress"
 	status.OutcomeMessage = fmt.Sprintf("image changed from %s to %s (signature verified with key %s); following the rollout for up to %s",
 		previous, pinned, ver.KeyID, r.opts.RolloutDeadline)
 	status.Since = p.At.UTC()
@@ -316,7 +320,11 @@ func (r *Reconciler) update(ctx context.Context, w *workload, cfg Config, st Sta
 			AnnotationRollout:       ptr(mustJSON(ro)),
 			AnnotationLastDecision:  ptr(mustJSON(status)),
 		})
-		if skipped != nil {
+		switch {
+		case skipped == nil: // unchanged
+		case len(skipped) == 0:
+			setAnnotations(obj, map[string]*string{AnnotationSkipped: nil})
+		default:
 			setAnnotations(obj, map[string]*string{AnnotationSkipped: ptr(mustJSON(skipped))})
 		}
 	})
@@ -324,7 +332,7 @@ func (r *Reconciler) update(ctx context.Context, w *workload, cfg Config, st Sta
 		return ctrl.Result{}, err
 	}
 	metricOutcomes.WithLabelValues(w.kind, OutcomeUpdating, p.Decision.Reason).Inc()
-	r.recorder.Eventf(w.obj, nil, corev1.EventTypeNormal, EventUpdating, "Update", "%s: %s; %s", p.Decision.Reason, p.Decision.Message, status.OutcomeMessage)
+	r.event(w.obj, nil, corev1.EventTypeNormal, EventUpdating, "Update", "%s: %s; %s", p.Decision.Reason, p.Decision.Message, status.OutcomeMessage)
 	log.Info("updating", "from", previous, "to", pinned, "keyId", ver.KeyID, "decision", p.Decision)
 	return ctrl.Result{RequeueAfter: r.opts.RolloutCheck}, nil
 }
@@ -349,7 +357,7 @@ func (r *Reconciler) followRollout(ctx context.Context, w *workload, cfg Config,
 		if err := r.patchAnnotations(ctx, w, map[string]*string{AnnotationRollout: nil, AnnotationLastDecision: ptr(mustJSON(status))}); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.recorder.Eventf(w.obj, nil, corev1.EventTypeNormal, EventRolloutSuperseded, "Follow", "%s", status.OutcomeMessage)
+		r.event(w.obj, nil, corev1.EventTypeNormal, EventRolloutSuperseded, "Follow", "%s", status.OutcomeMessage)
 		return ctrl.Result{RequeueAfter: minRequeue}, nil
 	}
 
@@ -365,7 +373,7 @@ func (r *Reconciler) followRollout(ctx context.Context, w *workload, cfg Config,
 			return ctrl.Result{}, err
 		}
 		metricOutcomes.WithLabelValues(w.kind, OutcomeUpdated, "RolloutComplete").Inc()
-		r.recorder.Eventf(w.obj, nil, corev1.EventTypeNormal, EventUpdated, "Update", "%s", status.OutcomeMessage)
+		r.event(w.obj, nil, corev1.EventTypeNormal, EventUpdated, "Update", "%s", status.OutcomeMessage)
 		log.Info("rollout complete", "image", ro.Image, "progress", prog.Message)
 		return ctrl.Result{RequeueAfter: r.opts.Interval}, nil
 	case prog.Failed || !now.Before(deadline):
@@ -415,7 +423,7 @@ func (r *Reconciler) rollBack(ctx context.Context, w *workload, cfg Config, st S
 		return ctrl.Result{}, err
 	}
 	metricOutcomes.WithLabelValues(w.kind, OutcomeRolledBack, reason).Inc()
-	r.recorder.Eventf(w.obj, nil, corev1.EventTypeWarning, EventRolledBack, "RollBack", "%s", status.OutcomeMessage)
+	r.event(w.obj, nil, corev1.EventTypeWarning, EventRolledBack, "RollBack", "%s", status.OutcomeMessage)
 	log.Warn("rolled back", "reason", reason, "message", status.OutcomeMessage)
 	return ctrl.Result{RequeueAfter: r.opts.RolloutCheck}, nil
 }
@@ -436,7 +444,7 @@ func (r *Reconciler) unblock(ctx context.Context, w *workload, now time.Time, lo
 			continue // gone or changed meanwhile: the next look judges it again
 		}
 		metricPodsDeleted.Inc()
-		r.recorder.Eventf(w.obj, pod, corev1.EventTypeNormal, EventUnblocked, "DeletePod",
+		r.event(w.obj, pod, corev1.EventTypeNormal, EventUnblocked, "DeletePod",
 			"deleted pod %s of revision %s (%s) so the rollout to revision %s can proceed",
 			pod.Name, pod.Labels[appsv1.ControllerRevisionHashLabelKey], why, w.sts.Status.UpdateRevision)
 		log.Info("deleted a stuck pod", "pod", pod.Name, "why", why)
@@ -522,6 +530,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, w *workload, at time.Time,
 // workload has not been reported for an interval.
 func (r *Reconciler) sendReport(ctx context.Context, p *Pass, log *slog.Logger) {
 	if r.reporter == nil {
+		return
+	}
+	if p.Config.Group == "" {
+		// The server's report document requires a group; a workload that
+		// follows only a channel (Teleport's own schedule) is not reported.
 		return
 	}
 	uid := p.UID
@@ -679,4 +692,27 @@ func ptr[T any](v T) *T { return &v }
 func mustImage(s string) Image {
 	img, _ := ParseImage(s)
 	return img
+}
+
+// maxEventNote is the API server's limit on an events.k8s.io/v1 Event's note
+// (1 kB); a longer note would make the Event fail validation and vanish.
+const maxEventNote = 1024
+
+// event emits an Event, its note cut to what the API server accepts.
+func (r *Reconciler) event(regarding, related runtime.Object, eventType, reason, action, format string, args ...any) {
+	note := truncate(fmt.Sprintf(format, args...), maxEventNote)
+	r.recorder.Eventf(regarding, related, eventType, reason, action, "%s", note)
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }

@@ -15,6 +15,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/sources/versionclient"
 )
 
@@ -383,5 +384,50 @@ func TestServerCache(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	if ch, _ := c.live(now, time.Hour); len(ch) != 0 {
 		t.Fatalf("a channel nobody asked for in an hour is still polled: %v", ch)
+	}
+}
+
+func TestPassReportValidates(t *testing.T) {
+	next := t0.Add(time.Hour)
+	cfg := Config{Channel: "stable/cloud", Group: "eu-prod"}
+	tests := []struct {
+		scenario string
+		pass     Pass
+		check    func(t *testing.T, r report.Report)
+	}{
+		{"a decision is reported with its rule and next window", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionWait, Rule: reconcile.RuleWaitForWindow, Reason: "OutsideWindow", Message: "waiting"},
+			Status:   Status{Current: "1.0.0", Target: "1.1.0", Health: "Healthy", NextWindow: &next},
+		}, func(t *testing.T, r report.Report) {
+			if r.Health != report.HealthHealthy || r.Rule != reconcile.RuleWaitForWindow || r.NextWindow == nil {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"a refusal is reported as the pass's error", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionUpdate, Rule: reconcile.RuleInWindow, Reason: "InsideWindow", Message: "m"},
+			Status:   Status{Current: "", Target: "1.1.0", Health: "Unhealthy", Outcome: OutcomeRefused, OutcomeReason: "ImageUnsigned", OutcomeMessage: strings.Repeat("é", 3000)},
+		}, func(t *testing.T, r report.Report) {
+			if !strings.HasPrefix(r.LastError, "Refused (ImageUnsigned)") || r.Health != report.HealthUnhealthy {
+				t.Fatalf("%+v", r.LastError[:40])
+			}
+		}},
+		{"a pass that failed before deciding reports only its error", Pass{
+			Status: Status{Outcome: OutcomeFailed, OutcomeReason: "InvalidConfig", OutcomeMessage: "annotation upkeep.dev/channel: required"},
+		}, func(t *testing.T, r report.Report) {
+			if r.Action != "" || !strings.Contains(r.LastError, "upkeep.dev/channel") {
+				t.Fatalf("%+v", r)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			p := tt.pass
+			p.At, p.UID, p.Workload, p.Config = t0, "6a0e2c5e-1d1e-4a43-9b55-2d8a3e3f4c11", "ns/Deployment/agent", cfg
+			r := p.Report("1.0.0")
+			if err := r.Validate(); err != nil {
+				t.Fatalf("the report does not validate: %v", err)
+			}
+			tt.check(t, r)
+		})
 	}
 }

@@ -56,12 +56,8 @@ func (p *Pass) Report(updaterVersion string) report.Report {
 	case p.Status.Outcome == OutcomeRefused || p.Status.Outcome == OutcomeRolledBack || p.Status.Outcome == OutcomeFailed:
 		r.LastError = p.Status.Outcome + " (" + p.Status.OutcomeReason + "): " + p.Status.OutcomeMessage
 	}
-	if len(r.LastError) > report.MaxErrorLength {
-		r.LastError = r.LastError[:report.MaxErrorLength]
-	}
-	if len(r.Message) > report.MaxMessageLength {
-		r.Message = r.Message[:report.MaxMessageLength]
-	}
+	r.LastError = truncate(r.LastError, report.MaxErrorLength)
+	r.Message = truncate(r.Message, report.MaxMessageLength)
 	return r
 }
 
