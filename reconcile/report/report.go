@@ -108,10 +108,13 @@ func (e ValidationError) Error() string {
 	return "invalid report: " + strings.Join(parts, "; ")
 }
 
-var actions = []string{
-	string(reconcile.ActionUpdate), string(reconcile.ActionWait), string(reconcile.ActionNothing),
-	string(reconcile.ActionRefuse), string(reconcile.ActionKeep),
-}
+var (
+	actions = []string{
+		string(reconcile.ActionUpdate), string(reconcile.ActionWait), string(reconcile.ActionNothing),
+		string(reconcile.ActionRefuse), string(reconcile.ActionKeep),
+	}
+	rules = reconcile.RuleNames() // once: it builds a new slice per call
+)
 
 // Validate checks every field and returns a ValidationError naming each bad
 // one, or nil.
@@ -180,8 +183,8 @@ func (r *Report) Validate() error {
 		if !slices.Contains(actions, r.Action) {
 			bad("action", "%s: want one of %s", quote(r.Action), strings.Join(actions, ", "))
 		}
-		if !slices.Contains(reconcile.RuleNames(), r.Rule) {
-			bad("rule", "%s: want one of %s", quote(r.Rule), strings.Join(reconcile.RuleNames(), ", "))
+		if !slices.Contains(rules, r.Rule) {
+			bad("rule", "%s: want one of %s", quote(r.Rule), strings.Join(rules, ", "))
 		}
 	}
 	if len(r.Reason) > MaxReasonLength {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +60,8 @@ type Store struct {
 	lastPrune time.Time
 }
 
+// entry is immutable once stored: Put replaces the pointer, so readers can
+// use entries after releasing the lock.
 type entry struct {
 	r        Report
 	received time.Time
@@ -108,8 +111,8 @@ func (s *Store) Put(r Report) (isNew bool, err error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.agents[r.AgentID]; ok {
-		e.r, e.received = r, now
+	if _, ok := s.agents[r.AgentID]; ok {
+		s.agents[r.AgentID] = &entry{r: r, received: now}
 		return false, nil
 	}
 	if len(s.agents) >= s.maxAgents && now.Sub(s.lastPrune) >= pruneEvery {
@@ -160,7 +163,16 @@ func (s *Store) Get(id string) (Agent, bool) {
 }
 
 func (s *Store) agent(e *entry, now time.Time) Agent {
-	return Agent{Report: e.r, ReceivedAt: e.received, Stale: now.Sub(e.received) > s.staleAfter}
+	return Agent{Report: e.r, ReceivedAt: e.received, Stale: s.stale(e, now)}
+}
+
+func (s *Store) stale(e *entry, now time.Time) bool { return now.Sub(e.received) > s.staleAfter }
+
+func (s *Store) health(e *entry, now time.Time) string {
+	if s.stale(e, now) {
+		return HealthStale
+	}
+	return e.r.Health
 }
 
 // Keys of Counts for values that are absent.
@@ -198,10 +210,6 @@ type Filter struct {
 	Health string
 }
 
-func (f Filter) match(a *Agent) bool {
-	return (f.Group == "" || a.Group == f.Group) && (f.Health == "" || a.EffectiveHealth() == f.Health)
-}
-
 // Fleet is the state of the fleet as GET /v1/fleet shows it.
 type Fleet struct {
 	Time time.Time `json:"time"`
@@ -220,19 +228,30 @@ func (s *Store) Fleet(f Filter) Fleet {
 		Time: now.UTC(), StaleAfter: s.staleAfter.String(),
 		Counts: Counts{ByGroup: map[string]int{}, ByVersion: map[string]int{}, ByHealth: map[string]int{}, ByAction: map[string]int{}},
 	}
+	// Select and sort small keyed records, and copy the reports last: a
+	// report is a few hundred bytes, too big to move around while sorting,
+	// and keys beside the pointer spare a memory load per comparison.
+	type selected struct {
+		group, id string
+		e         *entry // immutable, so usable after RUnlock
+	}
 	s.mu.RLock()
-	out.Agents = make([]Agent, 0, len(s.agents))
+	sel := make([]selected, 0, len(s.agents))
 	for _, e := range s.agents {
-		a := s.agent(e, now)
-		if f.match(&a) {
-			out.Agents = append(out.Agents, a)
+		if (f.Group == "" || e.r.Group == f.Group) && (f.Health == "" || s.health(e, now) == f.Health) {
+			sel = append(sel, selected{e.r.Group, e.r.AgentID, e})
 		}
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(out.Agents, func(a, b Agent) int {
-		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.AgentID, b.AgentID))
+	slices.SortFunc(sel, func(a, b selected) int {
+		if c := strings.Compare(a.group, b.group); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
 	})
-	for i := range out.Agents {
+	out.Agents = make([]Agent, len(sel))
+	for i, x := range sel {
+		out.Agents[i] = s.agent(x.e, now)
 		out.Counts.add(&out.Agents[i])
 	}
 	return out
@@ -261,8 +280,7 @@ func (s *Store) Series(max int) []Series {
 	counts := make(map[key]int)
 	s.mu.RLock()
 	for _, e := range s.agents {
-		a := s.agent(e, now)
-		counts[key{a.Group, cmp.Or(a.CurrentVersion, UnknownVersion), a.EffectiveHealth()}]++
+		counts[key{e.r.Group, cmp.Or(e.r.CurrentVersion, UnknownVersion), s.health(e, now)}]++
 	}
 	s.mu.RUnlock()
 
