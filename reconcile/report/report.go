@@ -16,6 +16,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/health"
 )
 
 // Kinds of updater.
@@ -87,6 +88,17 @@ type Report struct {
 // SetDecision copies a decision's outcome into the report.
 func (r *Report) SetDecision(d reconcile.Decision) {
 	r.Action, r.Rule, r.Reason, r.Message = string(d.Action), d.Rule, d.Reason, d.Message
+}
+
+// HealthOf maps an updater's health judgement to the report's Health.
+func HealthOf(s health.Status) string {
+	switch s {
+	case health.Healthy:
+		return HealthHealthy
+	case health.Unhealthy:
+		return HealthUnhealthy
+	}
+	return HealthUnknown
 }
 
 // FieldError is one field's problem, named by its JSON name.

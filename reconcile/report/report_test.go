@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/health"
 	"upkeep.dev/upkeep/reconcile/report"
 )
 
@@ -120,6 +121,14 @@ func TestSetDecision(t *testing.T) {
 	r.SetDecision(reconcile.Decision{Action: reconcile.ActionUpdate, Rule: reconcile.RuleCritical, Reason: "Critical", Message: "m"})
 	if r.Action != "Update" || r.Rule != "Critical" || r.Reason != "Critical" || r.Message != "m" {
 		t.Errorf("SetDecision: %+v", r)
+	}
+}
+
+func TestHealthOf(t *testing.T) {
+	for s, want := range map[health.Status]string{health.Healthy: "healthy", health.Unhealthy: "unhealthy", health.Unknown: "unknown", health.Status(9): "unknown"} {
+		if got := report.HealthOf(s); got != want {
+			t.Errorf("HealthOf(%s) = %q, want %q", s, got, want)
+		}
 	}
 }
 
