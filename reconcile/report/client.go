@@ -128,12 +128,16 @@ func NewClient(baseURL string, o ClientOptions) (*Client, error) {
 // String is the URL reports are sent to.
 func (c *Client) String() string { return c.url.String() }
 
-// Send posts r. A zero Time is set to now. r is validated first, so a bad
-// report is an error here, not a 400 from the server.
+// Send posts r. A zero Time is set to now; message and lastError go
+// through CleanText, so a long or binary command output does not cost the
+// report. r is then validated, so a bad report is an error here, not a 400
+// from the server.
 func (c *Client) Send(ctx context.Context, r Report) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now().UTC()
 	}
+	r.Message = CleanText(r.Message, MaxMessageLength)
+	r.LastError = CleanText(r.LastError, MaxErrorLength)
 	if err := r.Validate(); err != nil {
 		return err
 	}

@@ -248,6 +248,28 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
+func TestClientCleansCommandOutput(t *testing.T) {
+	rec := newRecorder(t, nil)
+	c, err := report.NewClient(rec.URL, report.ClientOptions{TokenFile: tokenFile(t, tokenA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := hostReport()
+	r.LastError = "dpkg: error\r\n\x1b[1m" + strings.Repeat("x", 10_000) + "\xff"
+	if err := c.Send(context.Background(), r); err != nil {
+		t.Fatalf("Send with raw command output: %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	got, err := report.Decode(rec.bodies[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.LastError) > report.MaxErrorLength || !strings.HasPrefix(got.LastError, "dpkg: error\n\uFFFD[1mxxx") {
+		t.Errorf("sent lastError %q…", got.LastError[:40])
+	}
+}
+
 func TestClientFillsTheTime(t *testing.T) {
 	rec := newRecorder(t, nil)
 	c, err := report.NewClient(rec.URL, report.ClientOptions{TokenFile: tokenFile(t, tokenA)})

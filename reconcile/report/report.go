@@ -219,6 +219,63 @@ func (r *Report) Validate() error {
 	return errs
 }
 
+// CheckAgentID returns why id cannot identify an agent, or nil. Updaters
+// can check a configured id when they start rather than at every report.
+func CheckAgentID(id string) error {
+	r := Report{AgentID: id}
+	for _, fe := range validationErrors(r.Validate()) {
+		if fe.Field == "agentId" {
+			return fe
+		}
+	}
+	return nil
+}
+
+func validationErrors(err error) ValidationError {
+	ve, _ := err.(ValidationError)
+	return ve
+}
+
+// CleanText makes free text fit a report field of limit bytes: invalid
+// UTF-8 and control characters other than tab and newline become U+FFFD
+// ("\r\n" becomes "\n"), and text over limit is cut at a rune boundary,
+// ending " …". Command output is often long or not text; it should not
+// cost the whole report.
+func CleanText(s string, limit int) string {
+	clean := true
+	for _, c := range s {
+		if isControl(c) || c == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.Map(func(c rune) rune {
+			if isControl(c) {
+				return utf8.RuneError
+			}
+			return c
+		}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	}
+	if len(s) <= limit {
+		return s
+	}
+	const mark = " …"
+	if limit < len(mark) {
+		return ""
+	}
+	cut := limit - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+func isControl(c rune) bool {
+	return (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f || (c >= 0x80 && c < 0xa0)
+}
+
 // CanonicalVersion returns a version in the Store's form (semver without a
 // leading "v"), or v unchanged when it is "", NoVersion or not semver.
 func CanonicalVersion(v string) string {
@@ -288,7 +345,7 @@ func checkText(bad func(string, string, ...any), field, s string, max int) {
 		bad(field, "not valid UTF-8")
 	default:
 		for _, c := range s {
-			if (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			if isControl(c) {
 				bad(field, "holds control character %U", c)
 				return
 			}

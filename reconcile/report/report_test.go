@@ -211,6 +211,44 @@ func TestWireMatchesReport(t *testing.T) {
 	}
 }
 
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct {
+		scenario, in string
+		limit        int
+		want         string
+	}{
+		{scenario: "clean text is kept", in: "E: Unable to locate package\n\tteleport", limit: 100, want: "E: Unable to locate package\n\tteleport"},
+		{scenario: "CRLF becomes LF", in: "a\r\nb", limit: 100, want: "a\nb"},
+		{scenario: "escape sequences and lone CR are replaced", in: "\x1b[31mred\rx", limit: 100, want: "\uFFFD[31mred\uFFFDx"},
+		{scenario: "invalid UTF-8 is replaced", in: "ok\xff\xfe", limit: 100, want: "ok\uFFFD"},
+		{scenario: "long text is cut at a rune boundary", in: strings.Repeat("é", 10), limit: 9, want: "éé …"},
+		{scenario: "a limit below the mark leaves nothing", in: "abcdef", limit: 2, want: ""},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			got := report.CleanText(tc.in, tc.limit)
+			if got != tc.want {
+				t.Errorf("CleanText(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
+			}
+			r := hostReport()
+			r.LastError = got
+			if len(got) > tc.limit || r.Validate() != nil {
+				t.Errorf("cleaned text %q does not pass validation: %v", got, r.Validate())
+			}
+		})
+	}
+}
+
+func TestCheckAgentID(t *testing.T) {
+	if err := report.CheckAgentID("web-01.eu.example.com"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"", "ns/pod", "-x", "a b", strings.Repeat("a", 254)} {
+		if err := report.CheckAgentID(bad); err == nil || !strings.HasPrefix(err.Error(), "agentId: ") {
+			t.Errorf("CheckAgentID(%q) = %v", bad, err)
+		}
+	}
+}
+
 func TestCanonicalVersion(t *testing.T) {
 	for in, want := range map[string]string{"v17.2.3": "17.2.3", "17.2.3-rc.1+b5": "17.2.3-rc.1+b5", "": "", "none": "none", "junk": "junk"} {
 		if got := report.CanonicalVersion(in); got != want {
