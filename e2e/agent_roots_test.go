@@ -79,13 +79,14 @@ type packageHost struct {
 	inst installers.Installer
 	// publish rebuilds the repository from the given package files, signed
 	// by key; breakSignature makes its metadata signature fail to verify.
-	publish        func(t testing.TB, key *repos.Key, pkgs ...string)
-	breakSignature func(t testing.TB)
+	publish  func(t testing.TB, key *repos.Key, pkgs ...string)
+	breakSig func(t testing.TB)
 	// otherKeyPackage is 1.1.0 signed by a key nobody trusts, and whether
 	// the repository is signed by that key too (apt signs repositories, not
 	// packages).
-	otherKey func(t testing.TB)
-	pkgs     map[string]string
+	publishOtherKey func(t testing.TB)
+	pkgs            map[string]string
+	workDir         string
 }
 
 func newPackageHost(t testing.TB, kind string, f *repos.Fixture) *packageHost {
@@ -128,11 +129,11 @@ func newPackageHost(t testing.TB, kind string, f *repos.Fixture) *packageHost {
 				t.Fatal(err)
 			}
 		}
-		h.breakSignature = func(t testing.TB) {
+		h.breakSig = func(t testing.TB) {
 			tamperFile(t, filepath.Join(repo.Dir, "dists", repo.Suite, "InRelease"), "Suite: stable", "Suite: stab1e")
 			tamperFile(t, filepath.Join(repo.Dir, "dists", repo.Suite, "Release"), "Suite: stable", "Suite: stab1e")
 		}
-		h.otherKey = func(t testing.TB) { h.publish(t, f.Other, f.Debs["1.0.0"], f.Debs["1.1.0"]) }
+		h.publishOtherKey = func(t testing.TB) { h.publish(t, f.Other, f.Debs["1.0.0"], f.Debs["1.1.0"]) }
 	case "dnf", "zypper":
 		repos.RequireTools(t, kind, "rpm")
 		repo, err := repos.NewRPMRepo(filepath.Join(dir, "repo"))
@@ -180,13 +181,64 @@ func newPackageHost(t testing.TB, kind string, f *repos.Fixture) *packageHost {
 				t.Fatal(err)
 			}
 		}
-		h.breakSignature = func(t testing.TB) {
+		h.breakSig = func(t testing.TB) {
 			tamperFile(t, filepath.Join(repo.Dir, "repodata", "repomd.xml"), "<revision>", "<revision>1")
 		}
-		h.otherKey = func(t testing.TB) { h.publish(t, f.Good, f.RPMs["1.0.0"], f.OtherRPMs["1.1.0"]) }
+		h.publishOtherKey = func(t testing.TB) { h.publish(t, f.Good, f.RPMs["1.0.0"], f.OtherRPMs["1.1.0"]) }
 	}
 	h.publishGood(t)
 	return h
+}
+
+func (h *packageHost) breakSignature(t testing.TB) { h.breakSig(t) }
+func (h *packageHost) otherKey(t testing.TB)       { h.publishOtherKey(t) }
+func (h *packageHost) tamper(t testing.TB)         { tamperPackage(t, h) }
+
+func (h *packageHost) prepare(t testing.TB) {
+	t.Helper()
+	if err := h.inst.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.inst.Install(context.Background(), demoPkg, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// settings are the configuration fields of an agent in the isolated root:
+// nothing runs the agent, so its health is its own health command.
+func (h *packageHost) settings(slowSettle bool) map[string]any {
+	settle := "2s"
+	if slowSettle {
+		settle = "30s"
+	}
+	return map[string]any{
+		"package": demoPkg, "installer": h.kind, "root": h.root, "restart": "none",
+		"health": map[string]any{
+			"systemd": false, "command": []string{filepath.Join(h.root, repos.DemoAgentBinary), "health"},
+			"settle": settle, "interval": "500ms",
+		},
+	}
+}
+
+// breakAgent replaces the agent's program with one that fails its health check.
+func (h *packageHost) breakAgent(t testing.TB) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(h.root, repos.DemoAgentBinary), []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *packageHost) run(t testing.TB, config string) agentRun { return runAgent(t, config) }
+
+func (h *packageHost) start(t testing.TB, config string) (kill func()) {
+	cmd := exec.Command(upkeepBin, "agent", "--config", config, "--once")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
 }
 
 func (h *packageHost) publishGood(t testing.TB) {
@@ -355,33 +407,45 @@ func TestAgentInIsolatedRoots(t *testing.T) {
 	f := sharedAgentFixture(t)
 	fleet := newFleetServer(t)
 	for _, kind := range []string{"apt", "dnf", "zypper"} {
-		t.Run(kind, func(t *testing.T) { agentScenarios(t, kind, f, fleet) })
+		t.Run(kind, func(t *testing.T) {
+			h := newPackageHost(t, kind, f)
+			h.workDir = t.TempDir()
+			agentScenarios(t, h, fleet)
+		})
 	}
 }
 
-func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetServer) {
-	h := newPackageHost(t, kind, f)
-	if err := h.inst.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.inst.Install(context.Background(), demoPkg, "1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
+// agentHost is where the scenarios run the updater: a package manager in an
+// isolated root (packageHost) or a real systemd in a container (systemdHost).
+type agentHost interface {
+	prepare(t testing.TB) // agent 1.0.0 installed (and running, where something runs it)
+	installed(t testing.TB) string
+	settings(slowSettle bool) map[string]any // configuration fields; slowSettle leaves time to kill a pass mid-settle
+	dir() string                           // a folder both the test and the updater see at the same path
+	run(t testing.TB, config string) agentRun
+	start(t testing.TB, config string) (kill func()) // a pass in the background
+	breakAgent(t testing.TB)                         // make the running agent unhealthy
+	publishGood(t testing.TB)
+	otherKey(t testing.TB)
+	tamper(t testing.TB)
+	breakSignature(t testing.TB)
+}
+
+func (h *packageHost) dir() string { return h.workDir }
+
+// agentScenarios runs the host updater's scenarios in order on one host;
+// each starts from the previous one's end state.
+func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
+	h.prepare(t)
+	dir := h.dir()
 	stateDir := filepath.Join(dir, "state")
-	base := map[string]any{
-		"server": fleet.srv.URL, "channel": "demo", "group": "demo",
-		"package": demoPkg, "installer": kind, "root": h.root, "restart": "none",
-		"stateDir": stateDir, "updateDuration": "5m",
-		"health": map[string]any{
-			"systemd": false, "command": []string{filepath.Join(h.root, repos.DemoAgentBinary), "health"},
-			"settle": "2s", "interval": "500ms",
-		},
-	}
 	config := filepath.Join(dir, "agent.yaml")
-	with := func(changes map[string]any) string {
-		m := map[string]any{}
-		for k, v := range base {
+	with := func(slowSettle bool, changes map[string]any) string {
+		m := map[string]any{
+			"server": fleet.srv.URL, "channel": "demo", "group": "demo",
+			"stateDir": stateDir, "updateDuration": "5m",
+		}
+		for k, v := range h.settings(slowSettle) {
 			m[k] = v
 		}
 		for k, v := range changes {
@@ -391,7 +455,8 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 		writeAgentConfig(t, p, m)
 		return p
 	}
-	writeAgentConfig(t, config, base)
+	config = with(false, nil)
+	runAgent := h.run
 	expect := func(t *testing.T, want string) {
 		t.Helper()
 		if got := h.installed(t); got != want {
@@ -415,7 +480,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 	step("a version server that is down changes nothing", func(t *testing.T) {
 		dead := httptest.NewServer(http.NotFoundHandler())
 		dead.Close()
-		r := runAgent(t, with(map[string]any{"server": dead.URL}))
+		r := runAgent(t, with(false, map[string]any{"server": dead.URL}))
 		if !strings.HasPrefix(r.decision(), "Keep (TargetUnknown") {
 			t.Fatalf("decision %q", r.decision())
 		}
@@ -427,7 +492,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 			fmt.Fprint(w, "<html><body>Please log in to the Wi-Fi</body></html>")
 		}))
 		defer html.Close()
-		r := runAgent(t, with(map[string]any{"server": html.URL}))
+		r := runAgent(t, with(false, map[string]any{"server": html.URL}))
 		if !strings.HasPrefix(r.decision(), "Keep (TargetUnknown") || !strings.Contains(r.out, "<html>") {
 			t.Fatalf("decision %q; the output should quote the page", r.decision())
 		}
@@ -471,10 +536,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 	})
 	step("an unhealthy agent is updated outside the window", func(t *testing.T) {
 		fleet.set(t, "1.1.0", false, false)
-		bin := filepath.Join(h.root, repos.DemoAgentBinary)
-		if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		h.breakAgent(t)
 		r := runAgent(t, config)
 		if !strings.HasPrefix(r.decision(), "Update (Unhealthy") || r.code != 0 {
 			t.Fatalf("decision %q, exit %d", r.decision(), r.code)
@@ -483,7 +545,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 	})
 	step("without a schedule the agent updates after the confirmation checks", func(t *testing.T) {
 		fleet.set(t, "1.0.0", false, false)
-		noSchedule := with(map[string]any{"schedule": map[string]any{"source": "file", "file": filepath.Join(dir, "no-such-schedule")}})
+		noSchedule := with(false, map[string]any{"schedule": map[string]any{"source": "file", "file": filepath.Join(dir, "no-such-schedule")}})
 		r := runAgent(t, noSchedule)
 		if !strings.HasPrefix(r.decision(), "Wait (ScheduleUnusable") {
 			t.Fatalf("first check: decision %q, want a wait for confirmation", r.decision())
@@ -517,7 +579,7 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 	})
 	step("a tampered package is refused", func(t *testing.T) {
 		h.publishGood(t)
-		tamperPackage(t, h)
+		h.tamper(t)
 		refused(t, "checksum", "hash sum", "digest", "signature", "mismatch")
 	})
 	step("a broken repository signature is refused", func(t *testing.T) {
@@ -527,20 +589,12 @@ func agentScenarios(t *testing.T, kind string, f *repos.Fixture, fleet *fleetSer
 	})
 	step("an updater killed between install and health check ends consistent", func(t *testing.T) {
 		h.publishGood(t)
-		slow := with(map[string]any{"health": map[string]any{
-			"systemd": false, "command": []string{filepath.Join(h.root, repos.DemoAgentBinary), "health"},
-			"settle": "30s", "interval": "1s",
-		}})
-		cmd := exec.Command(upkeepBin, "agent", "--config", slow, "--once")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		kill := h.start(t, with(true, nil))
 		waitFor(t, 2*time.Minute, "the journal reaches settling", func() bool {
 			j, err := apply.ReadJournal(stateDir)
 			return err == nil && j != nil && j.Step == apply.StepSettling
 		})
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		kill()
 		if j, _ := apply.ReadJournal(stateDir); j == nil || !j.Unfinished() {
 			t.Fatalf("journal %+v: the kill should leave an unfinished journal", j)
 		}
