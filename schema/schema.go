@@ -47,8 +47,8 @@ type Violation struct {
 type compiled struct {
 	ctx  *cue.Context
 	defs map[string]cue.Value // kind → definition
-	// batches maps a kind to `[string]: #Kind`, to check many documents
-	// of that kind in one evaluation (see CheckAll).
+	// batches maps a kind to `{d0: #Kind, d1: #Kind, ...}` with BatchSize
+	// fields, to check that many documents in one evaluation (see checkBatch).
 	batches map[string]cue.Value
 	*catalog
 }
@@ -67,11 +67,16 @@ func compile(cat *catalog) (*compiled, error) {
 	ctx := cuecontext.New()
 	// The batch definitions go after the schema, so that positions in the
 	// schema's text stay as written.
-	src := source + "\n_batch: {\n"
+	var src strings.Builder
+	src.WriteString(source)
 	for _, kind := range Kinds {
-		src += fmt.Sprintf("\t%s: [string]: #%s\n", kind, kind)
+		fmt.Fprintf(&src, "\n_batch%s: {", kind)
+		for j := range BatchSize {
+			fmt.Fprintf(&src, "%s: #%s, ", batchLabel(j), kind)
+		}
+		src.WriteString("}\n")
 	}
-	v := ctx.CompileString(src+"}\n", cue.Filename("upkeep.cue"))
+	v := ctx.CompileString(src.String(), cue.Filename("upkeep.cue"))
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("compile embedded schema: %w", err)
 	}
@@ -82,7 +87,7 @@ func compile(cat *catalog) (*compiled, error) {
 			return nil, fmt.Errorf("embedded schema: definition #%s: %w", kind, err)
 		}
 		c.defs[kind] = def
-		batch := v.LookupPath(cue.MakePath(cue.Hid("_batch", "_"), cue.Str(kind)))
+		batch := v.LookupPath(cue.MakePath(cue.Hid("_batch"+kind, "_")))
 		if err := batch.Err(); err != nil || !batch.Exists() {
 			return nil, fmt.Errorf("embedded schema: batch of %s: %v", kind, err)
 		}
@@ -105,8 +110,8 @@ var first = sync.OnceValues(func() (*compiled, error) {
 })
 
 // pool holds the compiled schemas not in use. Loads check files in
-// parallel; each goroutine borrows its own, compiled on first need (half a
-// millisecond) and kept for the life of the process, so there are at most
+// parallel; each goroutine borrows its own, compiled on first need (a few
+// milliseconds) and kept for the life of the process, so there are at most
 // as many as goroutines ever checked at once.
 var pool struct {
 	sync.Mutex
@@ -195,8 +200,8 @@ func Check(kind, filename string, doc ast.Expr) ([]Violation, error) {
 }
 
 // BatchSize is how many documents CheckAll evaluates together. Checking
-// documents in one evaluation halves the cost per document; beyond a few
-// dozen it gains nothing more.
+// documents in one evaluation saves much of the cost per document; beyond
+// a few dozen it gains nothing more.
 const BatchSize = 64
 
 // CheckAll validates documents against the definitions of their kinds and
@@ -229,27 +234,29 @@ func CheckAll(docs []Document) ([][]Violation, error) {
 	return out, nil
 }
 
-// checkBatch checks docs[idx...], all of kind, as the fields d0, d1, ... of
-// one struct under `[string]: #Kind`.
+// checkBatch checks docs[idx...], all of kind. A valid repository is the
+// common case, so a full batch is first evaluated at once: the documents
+// become the fields d0, d1, ... of one struct, unified with the batch
+// definition `{d0: #Kind, d1: #Kind, ...}`, so that each field is what a
+// lone check evaluates and the whole is valid exactly when each document is.
+// Otherwise the documents are checked one by one: CUE reports some errors
+// (an unknown field) only when the evaluation holds no other error, so a
+// shared evaluation would let one document's errors hide another's.
+//
+// Building `{d0: #Kind & doc0, ...}` in the schema's scope (cue.Scope)
+// instead looks equivalent but is not: the definitions are not closed, and
+// unknown fields pass. TestCheckAllCatchesOneBadDocumentInAFullBatch guards
+// against such a change.
 func (c *compiled) checkBatch(kind string, docs []Document, idx []int, out [][]Violation) {
-	if len(idx) > 1 {
-		fields := make([]any, len(idx))
+	if len(idx) == BatchSize {
+		fields := make([]any, 0, 2*len(idx))
 		for j, i := range idx {
-			fields[j] = &ast.Field{Label: ast.NewIdent(batchLabel(j)), Value: docs[i].Expr}
+			fields = append(fields, batchLabel(j), docs[i].Expr)
 		}
 		data := c.ctx.BuildExpr(ast.NewStruct(fields...))
-		if data.Err() == nil {
-			if err := c.batches[kind].Unify(data).Validate(cue.Concrete(true), cue.All()); err == nil {
-				return
-			} else if c.attribute(kind, docs, idx, data, err, out) {
-				return
-			}
-		}
-		// An error that names no document (it should not happen): check
-		// the documents one by one, which always attributes.
-		batchFallbacks.Add(1)
-		for _, i := range idx {
-			out[i] = nil
+		if data.Err() == nil && c.batches[kind].Unify(data).Validate(cue.Concrete(true), cue.All()) == nil {
+			batchesPassed.Add(1)
+			return
 		}
 	}
 	for _, i := range idx {
@@ -261,47 +268,22 @@ func (c *compiled) checkBatch(kind string, docs []Document, idx []int, out [][]V
 		if err != nil {
 			// A build error (the decoder produced something CUE cannot
 			// build; it should not) is reported against the document too.
-			out[i] = c.violations(kind, docs[i].Filename, data, errors.Errors(err), 0)
+			out[i] = c.violations(kind, docs[i].Filename, data, err)
 		}
 	}
 }
-
-// batchFallbacks counts batches checked one by one instead; tests expect 0.
-var batchFallbacks atomic.Int64
 
 func batchLabel(j int) string { return "d" + strconv.Itoa(j) }
 
-// attribute sorts the errors of a batch to their documents; false when an
-// error's path does not start with a document's label.
-func (c *compiled) attribute(kind string, docs []Document, idx []int, data cue.Value, err error, out [][]Violation) bool {
-	perDoc := map[int][]errors.Error{}
-	for _, e := range errors.Errors(err) {
-		p := e.Path()
-		if len(p) == 0 || !strings.HasPrefix(p[0], "d") {
-			return false
-		}
-		j, convErr := strconv.Atoi(p[0][1:])
-		if convErr != nil || j < 0 || j >= len(idx) || p[0] != batchLabel(j) {
-			return false
-		}
-		perDoc[j] = append(perDoc[j], e)
-	}
-	for j, es := range perDoc {
-		i := idx[j]
-		doc := data.LookupPath(cue.MakePath(cue.Str(batchLabel(j))))
-		out[i] = c.violations(kind, docs[i].Filename, doc, es, 1)
-	}
-	return true
-}
+// batchesPassed counts batches found valid in one evaluation, for tests.
+var batchesPassed atomic.Int64
 
-// violations converts the errors of one document; skip is how many leading
-// path elements name the batch field rather than the document's fields.
-func (c *compiled) violations(kind, filename string, data cue.Value, errs []errors.Error, skip int) []Violation {
+// violations converts the errors of one document checked alone. Their
+// paths start with the definition ("#Channel"), which pathSegments drops.
+func (c *compiled) violations(kind, filename string, data cue.Value, err error) []Violation {
 	var out []Violation
-	for _, e := range errs {
-		p := e.Path()
-		p = p[min(skip, len(p)):]
-		segs := pathSegments(p)
+	for _, e := range errors.Errors(err) {
+		segs := pathSegments(e.Path())
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if strings.HasSuffix(msg, "errors in empty disjunction:") {

@@ -175,7 +175,8 @@ func TestPaths(t *testing.T) {
 }
 
 // CheckAll evaluates documents of one kind together; each document must get
-// exactly the violations it gets alone, across batch boundaries and files.
+// exactly the violations it gets alone, across batch boundaries and files,
+// whatever the other documents of its batch hold.
 func TestCheckAllMatchesCheck(t *testing.T) {
 	sources := []struct{ kind, src string }{
 		{"Group", validGroup},
@@ -195,13 +196,9 @@ func TestCheckAllMatchesCheck(t *testing.T) {
 		}
 		docs = append(docs, Document{Kind: s.kind, Filename: name, Expr: expr})
 	}
-	before := batchFallbacks.Load()
 	all, err := CheckAll(docs)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if n := batchFallbacks.Load() - before; n != 0 {
-		t.Errorf("%d batches fell back to one-by-one checks", n)
 	}
 	invalid := 0
 	for i, d := range docs {
@@ -223,5 +220,86 @@ func TestCheckAllMatchesCheck(t *testing.T) {
 	}
 	if invalid != 5*(BatchSize+10)/6 {
 		t.Errorf("%d invalid documents, want %d", invalid, 5*(BatchSize+10)/6)
+	}
+}
+
+// Valid documents are accepted in one evaluation per batch: that is what
+// makes loading a large valid fleet fast.
+func TestCheckAllAcceptsAValidBatchAtOnce(t *testing.T) {
+	var docs []Document
+	for i := range 2*BatchSize + 1 {
+		src := strings.Replace(validGroup, "eu-prod", fmt.Sprintf("g%d", i), 1)
+		name := fmt.Sprintf("g%d.yaml", i)
+		expr, err := cueyaml.NewDecoder(name, strings.NewReader(src)).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, Document{Kind: "Group", Filename: name, Expr: expr})
+	}
+	before := batchesPassed.Load()
+	all, err := CheckAll(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, vs := range all {
+		if vs != nil {
+			t.Errorf("%s: %+v", docs[i].Filename, vs)
+		}
+	}
+	// Two full batches pass at once; the last document is checked alone.
+	if n := batchesPassed.Load() - before; n != 2 {
+		t.Errorf("%d batches passed in one evaluation, want 2", n)
+	}
+}
+
+// A full batch with one bad document must not pass: whatever the kind of
+// error, it has to surface, and then with the lone check's wording.
+func TestCheckAllCatchesOneBadDocumentInAFullBatch(t *testing.T) {
+	channel := "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  name: NAME\nspec:\n  controlPlane: cloud\n  version: 17.0.0\n"
+	bad := []struct{ scenario, kind, valid, from, to string }{
+		{"an unknown top-level field", "Channel", channel, "spec:\n", "extra: 1\nspec:\n"},
+		{"an unknown nested field", "Channel", channel, "  version: 17.0.0\n", "  version: 17.0.0\n  pinned: true\n"},
+		{"a missing required field", "Channel", channel, "  controlPlane: cloud\n", ""},
+		{"a missing required section", "Channel", channel, "spec:\n  controlPlane: cloud\n  version: 17.0.0\n", ""},
+		{"a wrong type", "Channel", channel, "version: 17.0.0", "version: 17"},
+		{"a broken pattern", "Channel", channel, "name: NAME", "name: Bad_Name"},
+		{"an unknown field in a list element", "Group", validGroup, "      duration: 4h\n", "      duration: 4h\n      until: x\n"},
+		{"a bad list element", "Group", validGroup, "[Tue, Thu]", "[Tue, Thr]"},
+		{"a wrong apiVersion", "Group", validGroup, "upkeep.dev/v1alpha1", "upkeep.dev/v2"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.scenario, func(t *testing.T) {
+			var docs []Document
+			badAt := BatchSize / 3
+			for i := range BatchSize {
+				src := tt.valid
+				if i == badAt {
+					src = strings.Replace(src, tt.from, tt.to, 1)
+				}
+				src = strings.NewReplacer("NAME", fmt.Sprintf("c%d", i), "eu-prod", fmt.Sprintf("g%d", i)).Replace(src)
+				name := fmt.Sprintf("f%d.yaml", i)
+				expr, err := cueyaml.NewDecoder(name, strings.NewReader(src)).Extract()
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs = append(docs, Document{Kind: tt.kind, Filename: name, Expr: expr})
+			}
+			all, err := CheckAll(docs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alone, _ := Check(tt.kind, docs[badAt].Filename, docs[badAt].Expr)
+			if len(alone) == 0 {
+				t.Fatalf("the bad document is valid alone: the scenario is broken")
+			}
+			for i, vs := range all {
+				switch {
+				case i == badAt && !reflect.DeepEqual(vs, alone):
+					t.Errorf("bad document: in a batch %+v, alone %+v", vs, alone)
+				case i != badAt && vs != nil:
+					t.Errorf("%s: %+v", docs[i].Filename, vs)
+				}
+			}
+		})
 	}
 }
