@@ -653,6 +653,29 @@ spec:
 			want: []string{`c.yaml:8:3: spec.typo: unknown field; allowed here: controlPlane, version, follow, critical`},
 		},
 		{
+			scenario: "errors of two documents of one kind do not hide each other",
+			files: map[string]string{"c.yaml": `apiVersion: upkeep.dev/v1alpha1
+kind: Channel
+metadata:
+  name: one
+spec:
+  controlPlane: cloud
+  version: 17.0.0
+  extra: true
+---
+apiVersion: upkeep.dev/v1alpha1
+kind: Channel
+metadata:
+  name: two
+spec:
+  version: 17.0.0
+`},
+			want: []string{
+				`c.yaml:8:3: spec.extra: unknown field; allowed here: controlPlane, version, follow, critical`,
+				`c.yaml:14:1: spec.controlPlane: required field is missing`,
+			},
+		},
+		{
 			scenario: "errors of several files come sorted by file, line and column",
 			files: map[string]string{
 				"b/second.yaml": `apiVersion: upkeep.dev/v1alpha1
