@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"upkeep.dev/upkeep/reconcile/report"
 )
 
 // Config is the updater's configuration file (see examples/systemd/agent.yaml).
@@ -198,6 +200,11 @@ func (c *Config) check() []fieldError {
 		}
 		if h.Status != 0 && (h.Status < 100 || h.Status > 599) {
 			add("health.http.status", "%d is not an HTTP status", h.Status)
+		}
+	}
+	if c.AgentID != "" {
+		if err := report.CheckAgentID(c.AgentID); err != nil {
+			add("agentID", "%v", err)
 		}
 	}
 	if c.Interval != 0 && time.Duration(c.Interval) < 10*time.Second {

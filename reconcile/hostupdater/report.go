@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"upkeep.dev/upkeep/reconcile/apply"
-	"upkeep.dev/upkeep/reconcile/health"
 	"upkeep.dev/upkeep/reconcile/report"
 )
 
@@ -19,7 +18,7 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 		Kind:           report.KindHost,
 		CurrentVersion: p.Current,
 		TargetVersion:  p.Target,
-		Health:         reportHealth(p.Health.Status),
+		Health:         report.HealthOf(p.Health.Status),
 		UpdaterVersion: updaterVersion,
 		Time:           p.At,
 	}
@@ -43,14 +42,4 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 		}
 	}
 	return r
-}
-
-func reportHealth(s health.Status) string {
-	switch s {
-	case health.Healthy:
-		return report.HealthHealthy
-	case health.Unhealthy:
-		return report.HealthUnhealthy
-	}
-	return report.HealthUnknown
 }
