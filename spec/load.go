@@ -11,7 +11,6 @@ import (
 	"path"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,16 +157,21 @@ func parseFiles(files []sourceFile) []*parsedFile {
 // batches of one kind (schema.CheckAll evaluates a batch at once), the
 // batches in parallel.
 func checkDocuments(files []*parsedFile) {
-	var docs []*document
+	byKind := map[string][]*document{}
 	for _, pf := range files {
-		docs = append(docs, pf.docs...)
+		for _, d := range pf.docs {
+			byKind[d.kind] = append(byKind[d.kind], d)
+		}
 	}
-	slices.SortStableFunc(docs, func(a, b *document) int { return strings.Compare(a.kind, b.kind) })
+	// Chunks of one kind, so that full batches line up.
 	var chunks [][]*document
-	for len(docs) > 0 {
-		n := min(len(docs), schema.BatchSize)
-		chunks = append(chunks, docs[:n])
-		docs = docs[n:]
+	for _, kind := range schema.Kinds {
+		docs := byKind[kind]
+		for len(docs) > 0 {
+			n := min(len(docs), schema.BatchSize)
+			chunks = append(chunks, docs[:n])
+			docs = docs[n:]
+		}
 	}
 	ck := &checker{zones: &zones{}}
 	parallel(len(chunks), func(i int) { ck.checkChunk(chunks[i]) })
