@@ -210,19 +210,25 @@ const BatchSize = 64
 // compile, never a problem with a document. CheckAll is safe for
 // concurrent use.
 func CheckAll(docs []Document) ([][]Violation, error) {
-	c, err := acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release(c)
-	out := make([][]Violation, len(docs))
 	byKind := map[string][]int{}
 	for i, d := range docs {
-		if _, ok := c.defs[d.Kind]; !ok {
+		if !slices.Contains(Kinds, d.Kind) {
 			return nil, fmt.Errorf("schema defines no kind %q", d.Kind)
 		}
 		byKind[d.Kind] = append(byKind[d.Kind], i)
 	}
+	c, err := acquire()
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		// A context that panicked mid-evaluation is dropped, not reused.
+		if done {
+			release(c)
+		}
+	}()
+	out := make([][]Violation, len(docs))
 	for _, kind := range Kinds {
 		idx := byKind[kind]
 		for len(idx) > 0 {
@@ -231,6 +237,7 @@ func CheckAll(docs []Document) ([][]Violation, error) {
 			idx = idx[n:]
 		}
 	}
+	done = true
 	return out, nil
 }
 
