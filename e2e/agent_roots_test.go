@@ -284,14 +284,20 @@ func tamperFile(t testing.TB, path, old, new string) {
 
 // fleetServer is `upkeep serve` over a folder the test rewrites.
 type fleetServer struct {
-	dir string
-	srv *server
+	dir       string
+	srv       *server
+	tokenFile string // the updaters' report token
+	token     string
 }
 
 func newFleetServer(t testing.TB) *fleetServer {
-	fs := &fleetServer{dir: t.TempDir()}
+	fs := &fleetServer{dir: t.TempDir(), token: "e2e-report-token-0123456789"}
+	fs.tokenFile = filepath.Join(t.TempDir(), "report-token")
+	if err := os.WriteFile(fs.tokenFile, []byte(fs.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fs.set(t, "1.0.0", false, false)
-	fs.srv = startServe(t, "--source", fs.dir, "--interval", "1s")
+	fs.srv = startServe(t, "--source", fs.dir, "--interval", "1s", "--report-token-file", fs.tokenFile)
 	waitFor(t, 20*time.Second, "readyz", func() bool {
 		code, _, _ := get(t, fs.srv.URL+"/readyz")
 		return code == http.StatusOK
@@ -439,11 +445,16 @@ func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
 	h.prepare(t)
 	dir := h.dir()
 	stateDir := filepath.Join(dir, "state")
+	tokenFile := filepath.Join(dir, "report-token") // where the updater can read it
+	if err := os.WriteFile(tokenFile, []byte(fleet.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	config := filepath.Join(dir, "agent.yaml")
 	with := func(slowSettle bool, changes map[string]any) string {
 		m := map[string]any{
 			"server": fleet.srv.URL, "channel": "demo", "group": "demo",
 			"stateDir": stateDir, "updateDuration": "5m",
+			"tokenFile": tokenFile, "agentID": "e2e-" + filepath.Base(dir),
 		}
 		for k, v := range h.settings(slowSettle) {
 			m[k] = v
@@ -607,6 +618,29 @@ func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
 		if j, _ := apply.ReadJournal(stateDir); j != nil && j.Unfinished() {
 			t.Fatalf("journal still unfinished: %+v", j)
 		}
+	})
+	step("the server shows the agent's last report", func(t *testing.T) {
+		var fleetView struct {
+			Agents []struct {
+				AgentID        string `json:"agentId"`
+				CurrentVersion string `json:"currentVersion"`
+				Health         string `json:"health"`
+				Rule           string `json:"rule"`
+			} `json:"agents"`
+		}
+		_, body, _ := get(t, fleet.srv.URL+"/v1/fleet", "Authorization", "Bearer "+fleet.token)
+		if err := json.Unmarshal([]byte(body), &fleetView); err != nil {
+			t.Fatalf("/v1/fleet: %v\n%s", err, body)
+		}
+		for _, a := range fleetView.Agents {
+			if a.AgentID == "e2e-"+filepath.Base(dir) {
+				if a.CurrentVersion != "1.1.0" || a.Health != "healthy" || a.Rule != "UpToDate" {
+					t.Errorf("report %+v, want 1.1.0, healthy, UpToDate", a)
+				}
+				return
+			}
+		}
+		t.Fatalf("the agent is not in /v1/fleet: %s", body)
 	})
 }
 

@@ -23,6 +23,9 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 		Time:           p.At,
 	}
 	r.Hostname, _ = os.Hostname()
+	if r.Hostname == "" {
+		r.Hostname = cfg.AgentID
+	}
 	if p.Decision.Action != "" {
 		r.SetDecision(p.Decision)
 	}
