@@ -427,7 +427,7 @@ type agentHost interface {
 	prepare(t testing.TB) // agent 1.0.0 installed (and running, where something runs it)
 	installed(t testing.TB) string
 	settings(slowSettle bool) map[string]any // configuration fields; slowSettle leaves time to kill a pass mid-settle
-	dir() string                           // a folder both the test and the updater see at the same path
+	dir() string                             // a folder both the test and the updater see at the same path
 	run(t testing.TB, config string) agentRun
 	start(t testing.TB, config string) (kill func()) // a pass in the background
 	breakAgent(t testing.TB)                         // make the running agent unhealthy
