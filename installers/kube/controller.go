@@ -217,6 +217,16 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, st Sta
 	if _, bad := in.Schedule.Unusable(now, need); bad {
 		if st.Last != nil {
 			in.UnusableChecks = st.Last.UnusableChecks
+			// A pass sooner than the recheck interval after the last counted
+			// check (a watch event) is the same check again, not another:
+			// the threshold is meant to span time, as on a host.
+			recheck := r.opts.ScheduleRecheck
+			if recheck <= 0 {
+				recheck = reconcile.DefaultScheduleRecheck
+			}
+			if in.UnusableChecks > 0 && now.Sub(st.Last.Since) < recheck {
+				in.UnusableChecks--
+			}
 		}
 		unusable = in.UnusableChecks + 1
 	}
@@ -345,6 +355,8 @@ func (r *Reconciler) followRollout(ctx context.Context, w *workload, cfg Config,
 	status := Status{Current: cfg.Image.Version(), Target: ro.Version, Since: now.UTC()}
 	if st.Last != nil {
 		status = *st.Last
+		// The decision that started the rollout is the pass's decision.
+		p.Decision = reconcile.Decision{Action: reconcile.Action(st.Last.Action), Rule: st.Last.Rule, Reason: st.Last.Reason, Message: st.Last.Message}
 	}
 	status.Current = cfg.Image.Version()
 	cur := w.image(cfg.ContainerIndex)
@@ -423,7 +435,7 @@ func (r *Reconciler) rollBack(ctx context.Context, w *workload, cfg Config, st S
 		return ctrl.Result{}, err
 	}
 	metricOutcomes.WithLabelValues(w.kind, OutcomeRolledBack, reason).Inc()
-	r.event(w.obj, nil, corev1.EventTypeWarning, EventRolledBack, "RollBack", "%s", status.OutcomeMessage)
+	r.event(w.obj, nil, corev1.EventTypeWarning, EventRolledBack, "RollBack", "%s: %s", reason, status.OutcomeMessage)
 	log.Warn("rolled back", "reason", reason, "message", status.OutcomeMessage)
 	return ctrl.Result{RequeueAfter: r.opts.RolloutCheck}, nil
 }
@@ -626,8 +638,9 @@ func (r *Reconciler) groupSchedule(ctx context.Context, ns, group string, now ti
 func (r *Reconciler) saveSchedule(ctx context.Context, ns, name, group string, data []byte, exists bool, cm *corev1.ConfigMap) error {
 	if !exists {
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-			Labels:      map[string]string{LabelManaged: "true", AnnotationGroup: group},
-			Annotations: map[string]string{"upkeep.dev/description": "maintenance windows of group " + group + ", saved by upkeep kube-updater"}},
+			Labels: map[string]string{LabelManaged: "true"},
+			Annotations: map[string]string{AnnotationGroup: group,
+				"upkeep.dev/description": "maintenance windows of group " + group + ", saved by upkeep kube-updater"}},
 			Data: map[string]string{ScheduleConfigMapKey: string(data)}}
 		err := r.client.Create(ctx, cm, client.FieldOwner(FieldManager))
 		if apierrors.IsAlreadyExists(err) {
