@@ -58,6 +58,12 @@
 //     predicate drops updates that change only status.upkeep.dev/
 //     annotations); requeues follow the decision's recheck time, bounded by
 //     the interval and at least one second apart, so nothing busy-loops.
+//   - A schedule counts as unusable only after UnusableThreshold checks at
+//     least ScheduleRecheck apart: a watch event right after a check is the
+//     same check again, so the threshold spans time as it does on a host.
+//   - Reports (POST /v1/reports) are sent when the decision or outcome
+//     changes and at least once per interval, for workloads with a group
+//     (the report document requires one); the agent id is the workload's UID.
 //   - The apply step is a state machine across passes (the rollout
 //     annotation is its journal) rather than reconcile/apply's blocking
 //     Apply: a controller must not hold a worker for the whole rollout.
