@@ -175,7 +175,7 @@ func (r *Reconciler) pass(ctx context.Context, w *workload, p *Pass, log *slog.L
 	st, stErr := ReadState(ann)
 	cfg, cfgErr := ReadConfig(w.obj.GetName(), ann, &w.template().Spec)
 	p.Config = cfg
-	if err := errors.Join(cfgErr, stErr); err != nil {
+	if err := errors.Join(cfgErr, stErr, CheckRollable(w.obj)); err != nil {
 		// An operator must fix an annotation; a watch event brings us back.
 		p.Status = Status{Current: cfg.Image.Version(), Outcome: OutcomeFailed, OutcomeReason: "InvalidConfig", OutcomeMessage: err.Error()}
 		if r.writeStatus(ctx, w, p.At, st.Last, &p.Status, nil) {

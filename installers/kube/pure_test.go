@@ -11,6 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"upkeep.dev/upkeep/reconcile"
@@ -428,6 +430,26 @@ func TestPassReportValidates(t *testing.T) {
 				t.Fatalf("the report does not validate: %v", err)
 			}
 			tt.check(t, r)
+		})
+	}
+}
+
+func TestCheckRollable(t *testing.T) {
+	for _, tt := range []struct {
+		scenario string
+		obj      interface{ DeepCopyObject() runtime.Object }
+		err      string
+	}{
+		{"a running Deployment can be rolled out", &appsv1.Deployment{}, ""},
+		{"a paused Deployment cannot", &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Paused: true}}, "paused"},
+		{"a RollingUpdate StatefulSet can", &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}}}, ""},
+		{"an OnDelete StatefulSet cannot", &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}}}, "OnDelete"},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			err := CheckRollable(tt.obj.(client.Object))
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
 		})
 	}
 }

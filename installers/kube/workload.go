@@ -164,3 +164,20 @@ func StuckPods(s *appsv1.StatefulSet, pods []corev1.Pod, now time.Time, grace ti
 	}
 	return out
 }
+
+// CheckRollable says why the updater cannot roll the workload out, or nil: a
+// paused Deployment or an OnDelete StatefulSet would never replace its pods,
+// so every update would time out and be rolled back.
+func CheckRollable(obj client.Object) error {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		if o.Spec.Paused {
+			return &ConfigError{Msg: "the Deployment is paused (spec.paused), so an image change would never roll out; resume it (kubectl rollout resume) or set upkeep.dev/skip-reconcile: \"true\""}
+		}
+	case *appsv1.StatefulSet:
+		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			return &ConfigError{Msg: "the StatefulSet's updateStrategy is OnDelete, so an image change would never roll out; use RollingUpdate"}
+		}
+	}
+	return nil
+}
