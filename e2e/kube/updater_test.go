@@ -805,6 +805,19 @@ func TestUpdater(t *testing.T) {
 		e.event(t, ns, "web", kube.EventUpdated, "rolled out", waitLong)
 	})
 
+	t.Run("a workload without a channel is left alone and told which annotation to set", func(t *testing.T) {
+		ns, _, gr := setup(t, "nochannel", vNew, false, open, openD)
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationGroup: gr}})
+		e.healthy(t, ns, "agent")
+		e.event(t, ns, "agent", kube.EventInvalidConfig, kube.AnnotationChannel, waitLong)
+		obj := e.waitDecision(t, ns, "agent", false, waitLong, "a failed pass recorded", func(s *kube.Status) bool {
+			return s.Outcome == kube.OutcomeFailed && s.OutcomeReason == "InvalidConfig"
+		})
+		if image(obj) != im.repo+":"+vOld {
+			t.Fatalf("a misconfigured workload was changed: %s", image(obj))
+		}
+	})
+
 	t.Run("the skip-reconcile annotation leaves a workload alone", func(t *testing.T) {
 		ns, ch, gr := setup(t, "skip", vNew, false, open, openD)
 		a := ann(ch, gr)
