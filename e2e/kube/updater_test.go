@@ -897,23 +897,32 @@ func TestTwoReplicasOneLeader(t *testing.T) {
 	}
 }
 
-// TestUnlabelledIgnored checks that the manager's cache holds only labelled
-// workloads: an unlabelled Deployment with upkeep's annotations is invisible.
-func TestUnlabelledIgnored(t *testing.T) {
+// TestCacheLimits checks that the updater sees only what it manages: an
+// unlabelled Deployment carrying upkeep's annotations, and with --namespace a
+// managed Deployment in another namespace, are left alone.
+func TestCacheLimits(t *testing.T) {
 	e := newEnv(t)
-	ns := e.namespace(t, "unlabelled")
+	ns := e.namespace(t, "watched")
+	other := e.namespace(t, "elsewhere")
 	e.fleet.setChannel(t, "c-u", vNew, false)
 	e.fleet.setGroup(t, "g-u", "c-u", open, openD)
-	e.start(t, e.cfg, e.options(t))
+	o := e.options(t)
+	o.Namespace = ns
+	e.start(t, e.cfg, o)
 	a := map[string]string{kube.AnnotationChannel: "c-u", kube.AnnotationGroup: "g-u"}
 	e.create(t, workload{ns: ns, name: "plain", version: vOld, annotations: a, labels: map[string]string{"app": "plain"}})
+	e.create(t, workload{ns: other, name: "managed", version: vOld, annotations: a})
 	e.create(t, workload{ns: ns, name: "managed", version: vOld, annotations: a})
-	e.healthy(t, ns, "managed")
-	e.healthy(t, ns, "plain")
+	for _, w := range [][2]string{{ns, "plain"}, {ns, "managed"}, {other, "managed"}} {
+		e.healthy(t, w[0], w[1])
+	}
 	e.waitImage(t, ns, "managed", false, e.images.pinned(vNew), waitLong)
 	time.Sleep(time.Second)
 	if got := image(e.getObj(t, ns, "plain", false)); got != e.images.repo+":"+vOld {
 		t.Fatalf("an unlabelled Deployment was changed: %s", got)
+	}
+	if got := image(e.getObj(t, other, "managed", false)); got != e.images.repo+":"+vOld {
+		t.Fatalf("a Deployment outside --namespace was changed: %s", got)
 	}
 }
 
