@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 PKGS := ./...
 
-.PHONY: help build run test deps lint unit e2e bench fuzz fuzz-short clean
+.PHONY: help build build-kube run test deps lint unit e2e bench fuzz fuzz-short clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -15,17 +15,22 @@ help: ## list the targets
 build: ## build bin/upkeep
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/upkeep
 
+build-kube: ## build bin/upkeep-kube: the same binary plus `upkeep kube-updater` (links client-go and cosign)
+	CGO_ENABLED=0 $(GO) build -tags kube -trimpath -ldflags "$(LDFLAGS)" -o bin/upkeep-kube ./cmd/upkeep
+
 run: build ## validate the example fleet and serve it on 127.0.0.1:8080
 	$(BIN) validate examples/fleet
 	$(BIN) serve --source examples/fleet --listen 127.0.0.1:8080
 
 test: deps lint unit fuzz-short ## everything CI runs: host tools, vet, gofmt, all tests (unit and e2e), short fuzzing
 
-deps: ## install the host tools the tests drive (Debian packages), idempotent
+deps: ## install the host tools the tests drive (Debian packages) and build kube-apiserver + etcd for envtest; idempotent, cached
 	bash e2e/install-deps.sh
+	bash e2e/kube/build-envtest.sh >/dev/null
 
-lint: ## go vet and gofmt
+lint: ## go vet (with and without the kube tag) and gofmt
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags kube ./cmd/upkeep
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 unit: ## all Go tests, end-to-end ones included
