@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"upkeep.dev/upkeep/reconcile/internal/atomicfile"
 )
 
 // File names inside the state directory.
@@ -108,58 +110,11 @@ func lineCol(data []byte, off int64) (int, int) {
 	return line, col
 }
 
-// writeAtomic replaces path with data so that a crash at any moment leaves
-// either the old or the new content: a temporary file in the same directory,
-// fsync, rename, fsync of the directory (which makes the rename durable).
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	// CreateTemp makes 0600 files; operators' tools may read these files.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	renamed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // removeStaleTemps deletes temporary files a crash left behind in dir. The
 // caller holds the lock, so no write is in progress.
 func removeStaleTemps(dir string) {
 	for _, name := range []string{JournalFile, StateFile} {
-		matches, _ := filepath.Glob(filepath.Join(dir, "."+name+".*.tmp"))
+		matches, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPattern(name)))
 		for _, m := range matches {
 			os.Remove(m)
 		}

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"time"
+
+	"upkeep.dev/upkeep/reconcile/internal/atomicfile"
 )
 
 // Step is where an apply stands. The journal records a step before the step
@@ -108,7 +110,7 @@ func WriteJournal(dir string, j Journal) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(JournalPath(dir), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(JournalPath(dir), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing the journal %s: %w", JournalPath(dir), err)
 	}
 	return nil

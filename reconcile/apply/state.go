@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"upkeep.dev/upkeep/reconcile/internal/atomicfile"
 )
 
 // stateFormat is the state file's format number.
@@ -105,7 +106,7 @@ func WriteState(dir string, s State) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(StatePath(dir), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(StatePath(dir), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing the state file %s: %w", StatePath(dir), err)
 	}
 	return nil
