@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // go-git takes its HTTP client from a process-wide table and offers no
@@ -54,7 +55,7 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if g == nil {
 		return t.base.RoundTrip(req)
 	}
-	if req.URL.Scheme != "https" && !isLoopbackHost(req.URL.Hostname()) {
+	if req.URL.Scheme != "https" && !netpolicy.IsLoopback(req.URL.Hostname()) {
 		if req.Body != nil {
 			req.Body.Close()
 		}

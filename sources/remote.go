@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // remoteKind is how a Git remote is reached.
@@ -68,7 +70,7 @@ func parseRemote(raw string) (remote, error) {
 		}
 		return remote{url: raw, kind: remoteHTTPS}, nil
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !netpolicy.IsLoopback(u.Hostname()) {
 			return remote{}, fmt.Errorf("git URL %s: plain http:// is only allowed to a loopback host (127.0.0.1, ::1, localhost); use https://", raw)
 		}
 		return remote{url: raw, kind: remoteHTTP}, nil
@@ -102,16 +104,6 @@ func sshRemote(raw, user, host string, port int) (remote, error) {
 		user = "git"
 	}
 	return remote{url: raw, kind: remoteSSH, sshUser: user, hostPort: net.JoinHostPort(host, strconv.Itoa(port))}, nil
-}
-
-// isLoopbackHost reports whether host is this machine: "localhost" or a
-// loopback IP address.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // redactParseError drops the URL from a url.Parse error: it may hold a

@@ -21,6 +21,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/sources"
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 type serveFlags struct {
@@ -189,14 +190,7 @@ func isGitURL(s string) bool {
 // isLoopback reports whether a listen address only accepts local connections.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && netpolicy.IsLoopback(host)
 }
 
 // readSecretFile reads a small secret, bounded so a wrong path (a log, a

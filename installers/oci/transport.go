@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
+
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // errPlainHTTP is returned, before any connection is made, for a plain-HTTP
@@ -30,7 +31,7 @@ type guardTransport struct {
 
 func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "https" {
-		if req.URL.Scheme != "http" || !t.allowLoopbackHTTP || !isLoopbackHost(req.URL.Hostname()) {
+		if req.URL.Scheme != "http" || !t.allowLoopbackHTTP || !netpolicy.IsLoopback(req.URL.Hostname()) {
 			// Close the body as RoundTrip must, even on error.
 			if req.Body != nil {
 				req.Body.Close()
@@ -52,16 +53,6 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: limit, limit: limit, what: redactURL(req)}
 	return resp, nil
-}
-
-// isLoopbackHost reports whether host names this machine without asking DNS:
-// "localhost" or a literal address in 127.0.0.0/8 or ::1.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // isManifestPath reports whether path is a registry manifest or referrers

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // DefaultHTTPTimeout bounds one HTTP probe.
@@ -42,7 +44,7 @@ func NewHTTPCheck(rawURL string, expectStatus int, timeout time.Duration) (*HTTP
 		return nil, fmt.Errorf("health HTTP check %q: no host", rawURL)
 	case u.Scheme == "https":
 	case u.Scheme == "http":
-		if !isLoopback(u.Hostname()) {
+		if !netpolicy.IsLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("health HTTP check %q: plain http:// to %q is refused: use https:// (plain http is allowed only to loopback addresses)", redact(rawURL), u.Hostname())
 		}
 	default:
@@ -112,14 +114,6 @@ func (c *HTTPCheck) Probe(ctx context.Context) Observation {
 		return Observation{Status: Unhealthy, Detail: detail}
 	}
 	return Observation{Status: Healthy, Detail: "status " + resp.Status}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func redact(raw string) string {

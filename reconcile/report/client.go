@@ -10,12 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // DefaultClientTimeout bounds one Send, from dialing to the end of the answer.
@@ -68,7 +69,7 @@ func NewClient(baseURL string, o ClientOptions) (*Client, error) {
 	if u.User != nil {
 		return nil, errors.New("report server URL carries credentials; put the token in the token file instead")
 	}
-	if err := checkURL(u); err != nil {
+	if err := netpolicy.CheckURL(u); err != nil {
 		return nil, fmt.Errorf("report server URL %s: %w", u, err)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
@@ -208,35 +209,6 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("report token file %s holds white space inside the token or more than one line; it must hold only the token", path)
 	}
 	return token, nil
-}
-
-// checkURL: https anywhere, plain http only to loopback.
-func checkURL(u *url.URL) error {
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !IsLoopback(u.Hostname()) {
-			return fmt.Errorf("plain http:// to %q is refused: use https:// (plain http is allowed only to loopback addresses)", u.Hostname())
-		}
-	case "":
-		return errors.New("no scheme: write https://host")
-	default:
-		return fmt.Errorf("scheme %q is not supported: use https://", u.Scheme)
-	}
-	if u.Host == "" {
-		return errors.New("no host")
-	}
-	return nil
-}
-
-// IsLoopback reports whether host (a name or an IP, without port) is
-// "localhost" or a loopback address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func unwrapURLError(err error) error {

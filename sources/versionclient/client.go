@@ -34,7 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,6 +45,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/schedule"
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // Body limits. A body over its limit is refused.
@@ -108,7 +108,7 @@ func New(baseURL string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("version server URL %q: %w", redactURL(baseURL), err)
 	}
-	if err := checkURL(u); err != nil {
+	if err := netpolicy.CheckURL(u); err != nil {
 		return nil, fmt.Errorf("version server URL %q: %w", redactURL(baseURL), err)
 	}
 	if u.User != nil {
@@ -181,7 +181,7 @@ func New(baseURL string, o Options) (*Client, error) {
 			if len(via) >= 5 {
 				return errors.New("stopped after 5 redirects")
 			}
-			if err := checkURL(req.URL); err != nil {
+			if err := netpolicy.CheckURL(req.URL); err != nil {
 				return fmt.Errorf("redirect to %s refused: %w", safeURL(req.URL), err)
 			}
 			return nil
@@ -414,35 +414,6 @@ func setEscapedPath(u *url.URL, escaped string) error {
 	}
 	u.Path, u.RawPath = p, escaped
 	return nil
-}
-
-// checkURL applies the transport rule: https anywhere, http on loopback only.
-func checkURL(u *url.URL) error {
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !IsLoopback(u.Hostname()) {
-			return fmt.Errorf("plain http:// to %q is refused: use https:// (plain http is allowed only to loopback addresses)", u.Hostname())
-		}
-	case "":
-		return errors.New("no scheme: write https://host")
-	default:
-		return fmt.Errorf("scheme %q is not supported: use https://", u.Scheme)
-	}
-	if u.Host == "" {
-		return errors.New("no host")
-	}
-	return nil
-}
-
-// IsLoopback reports whether host (a name or an IP, without port) is
-// "localhost" or an address in 127.0.0.0/8 or ::1.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func readTokenFile(path string) (string, error) {
