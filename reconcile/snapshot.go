@@ -80,6 +80,10 @@ type GroupView struct {
 	// "<start_unix> <stop_unix>" line per window, joined by "\n" with no
 	// trailing newline, as Teleport's exporter writes it.
 	ScheduleSystemd []byte
+	// JSON is the group's detail document: its entry in the group list plus
+	// "revision" and "built", with a trailing newline. Updaters that follow
+	// a group rather than a channel read the channel from it.
+	JSON []byte
 }
 
 // Channel returns the named channel, or nil if the snapshot has none by that name.
@@ -139,7 +143,9 @@ func BuildSnapshot(st *spec.State, revision string, now time.Time) *Snapshot {
 		v.ScheduleSystemd = ScheduleSystemd(v.Windows, systemdHeader(g.Name, revision))
 		s.groups = append(s.groups, v)
 		s.groupIndex[v.Name] = v
-		groups.Groups = append(groups.Groups, v.doc(now))
+		doc := v.doc(now)
+		groups.Groups = append(groups.Groups, doc)
+		v.JSON = marshalLine(groupDetail{groupDoc: doc, Revision: revision, Built: now.UTC()})
 	}
 	slices.SortFunc(s.groups, func(a, b *GroupView) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(groups.Groups, func(a, b groupDoc) int { return strings.Compare(a.Name, b.Name) })
@@ -297,6 +303,13 @@ type groupDoc struct {
 	Open           *calendar.Interval `json:"open,omitempty"`       // the window open at built
 	Next           *calendar.Interval `json:"next,omitempty"`       // the next window to open after built
 	NextUsable     *calendar.Interval `json:"nextUsable,omitempty"` // the first one an update fits in
+}
+
+// groupDetail is one group's document at /v1/groups/<name>.
+type groupDetail struct {
+	groupDoc
+	Revision string    `json:"revision"`
+	Built    time.Time `json:"built"`
 }
 
 type groupList struct {

@@ -357,6 +357,32 @@ func TestBuildSnapshotGroupList(t *testing.T) {
 	}
 }
 
+func TestBuildSnapshotGroupDetail(t *testing.T) {
+	snap := reconcile.BuildSnapshot(fleetState(t), "0123abcd", fixedNow)
+	var detail struct {
+		Name, Channel, Timezone, UpdateDuration, Revision string
+		Built                                             time.Time
+		Windows                                           int
+		Next                                              *calendar.Interval
+	}
+	g := snap.Group("eu-prod")
+	if err := json.Unmarshal(g.JSON, &detail); err != nil {
+		t.Fatalf("%s: %v", g.JSON, err)
+	}
+	if detail.Name != "eu-prod" || detail.Channel != "stable/cloud" || detail.Timezone != "Europe/Berlin" ||
+		detail.Revision != "0123abcd" || !detail.Built.Equal(fixedNow) || detail.Windows != 6 ||
+		detail.Next == nil || !detail.Next.Start.Equal(time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)) {
+		t.Errorf("eu-prod detail %s", g.JSON)
+	}
+	if !bytes.HasSuffix(g.JSON, []byte("}\n")) {
+		t.Errorf("detail %q: want one JSON line", g.JSON)
+	}
+	// The detail is the list's entry plus revision and built.
+	if !bytes.Contains(snap.GroupsJSON, g.JSON[:bytes.Index(g.JSON, []byte(`,"revision"`))]) {
+		t.Errorf("detail %s is not the list's entry in %s", g.JSON, snap.GroupsJSON)
+	}
+}
+
 func TestBuildSnapshotOfNothing(t *testing.T) {
 	snap := reconcile.BuildSnapshot(nil, "r", fixedNow)
 	if got := string(snap.ChannelsJSON); got != `{"revision":"r","channels":[]}`+"\n" {

@@ -19,6 +19,7 @@ const (
 	routeChannel
 	routeGroups
 	routeSchedule
+	routeGroup
 	routeStatus
 	routeHealthz
 	routeReadyz
@@ -37,6 +38,7 @@ var routeNames = [numRoutes]string{
 	routeChannel:   "channel",
 	routeGroups:    "groups",
 	routeSchedule:  "schedule",
+	routeGroup:     "group",
 	routeStatus:    "status",
 	routeHealthz:   "healthz",
 	routeReadyz:    "readyz",

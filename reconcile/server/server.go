@@ -185,6 +185,16 @@ func (h *handler) v1(w http.ResponseWriter, r *http.Request, rest string) (route
 		if group, ok := strings.CutSuffix(g, "/schedule"); ok && !strings.Contains(group, "/") {
 			return routeSchedule, h.schedule(w, r, group)
 		}
+		// A group's detail; as with channels, a group that exists wins over
+		// a Teleport request for a channel named "groups".
+		if g != "" && !strings.Contains(g, "/") {
+			if t := h.tables(); t != nil && t.groups[g] != nil {
+				return routeGroup, h.groupDetail(w, r, g)
+			}
+			if _, kind, ok := splitTeleport(rest); !ok || (kind != "version" && kind != "critical") {
+				return routeGroup, h.groupDetail(w, r, g)
+			}
+		}
 	}
 	if _, kind, ok := splitTeleport(rest); ok && (kind == "version" || kind == "critical") {
 		return h.teleport(w, r, rest, false)
@@ -275,6 +285,26 @@ func (h *handler) groupList(w http.ResponseWriter, r *http.Request) int {
 		return notReady(w)
 	}
 	return writeBody(w, r, hJSON, t.groupsETag, t.snap.GroupsJSON)
+}
+
+// groupDetail answers one group's document, which names its channel: a
+// Kubernetes workload annotated with a group alone follows that channel.
+func (h *handler) groupDetail(w http.ResponseWriter, r *http.Request, name string) int {
+	if !readMethod(w, r) {
+		return http.StatusMethodNotAllowed
+	}
+	t := h.tables()
+	if t == nil {
+		return notReady(w)
+	}
+	e := t.groups[name]
+	if e == nil {
+		if !validName(name, false) {
+			return badRequest(w, fmt.Sprintf("%q is not a group name", name))
+		}
+		return notFound(w, fmt.Sprintf("unknown group %q", name))
+	}
+	return writeBody(w, r, hJSON, e.detailETag, e.view.JSON)
 }
 
 func (h *handler) schedule(w http.ResponseWriter, r *http.Request, name string) int {

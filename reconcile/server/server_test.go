@@ -220,6 +220,10 @@ func TestRoutes(t *testing.T) {
 		{scenario: "an unknown schedule format is 400", path: "/v1/groups/eu-prod/schedule?format=yaml", code: 400},
 		{scenario: "an unknown group is 404", path: "/v1/groups/nope/schedule", code: 404},
 		{scenario: "a malformed group name is 400", path: "/v1/groups/-x/schedule", code: 400},
+		{scenario: "a group's detail names its channel", path: "/v1/groups/eu-prod", code: 200, body: string(snap.Group("eu-prod").JSON), ctype: js},
+		{scenario: "an unknown group's detail is 404", path: "/v1/groups/nope", code: 404},
+		{scenario: "a malformed group name's detail is 400", path: "/v1/groups/-x", code: 400},
+		{scenario: "writing a group's detail is 405", method: "POST", path: "/v1/groups/eu-prod", code: 405},
 
 		{scenario: "liveness", path: "/healthz", code: 200, body: "ok\n"},
 		{scenario: "readiness once a snapshot is served", path: "/readyz", code: 200, body: "ready: serving revision rev1\n"},
@@ -306,7 +310,7 @@ func TestReadyOnlyOnceASnapshotIsServed(t *testing.T) {
 		t.Errorf("/healthz before the first snapshot = %d", r.code)
 	}
 	for _, path := range []string{"/v1/stable/cloud/version", "/v1/webapi/automaticupgrades/channel/stable/cloud/critical",
-		"/v1/channels", "/v1/channels/stable/cloud", "/v1/groups", "/v1/groups/eu-prod/schedule"} {
+		"/v1/channels", "/v1/channels/stable/cloud", "/v1/groups", "/v1/groups/eu-prod", "/v1/groups/eu-prod/schedule"} {
 		if r := s.do(t, "GET", path); r.code != 503 {
 			t.Errorf("%s before the first snapshot = %d %q, want 503", path, r.code, r.body)
 		}
@@ -365,6 +369,15 @@ func TestETags(t *testing.T) {
 		}
 	})
 
+	t.Run("a group's detail ETag names revision and group and revalidates", func(t *testing.T) {
+		tag := s.do(t, "GET", "/v1/groups/eu-prod").header.Get("ETag")
+		if !regexp.MustCompile(`^"rev[0-9]+-group-eu-prod-[0-9a-f]{12}"$`).MatchString(tag) {
+			t.Fatalf("group detail ETag %s: want revision, group and a hash", tag)
+		}
+		if r := s.do(t, "GET", "/v1/groups/eu-prod", "If-None-Match", tag); r.code != 304 {
+			t.Fatalf("If-None-Match with the current ETag: %d, want 304", r.code)
+		}
+	})
 	t.Run("schedule ETags follow the body within a revision", func(t *testing.T) {
 		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev3", buildTime))
 		jsonTag := s.do(t, "GET", "/v1/groups/eu-prod/schedule").header.Get("ETag")

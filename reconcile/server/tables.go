@@ -26,6 +26,7 @@ type channelEntry struct {
 type groupEntry struct {
 	view                  *reconcile.GroupView
 	jsonETag, systemdETag []string
+	detailETag            []string
 }
 
 // tables returns the tables of the backend's current snapshot, or nil when
@@ -72,6 +73,8 @@ func buildTables(s *reconcile.Snapshot) *tables {
 			view:        g,
 			jsonETag:    etag(rev, "schedule", name, bodyHash(g.ScheduleJSON)),
 			systemdETag: etag(rev, "schedule", name, bodyHash(g.ScheduleSystemd)),
+			// The detail names the open and next windows, which move with time.
+			detailETag: etag(rev, "group", name, bodyHash(g.JSON)),
 		}
 	}
 	return t
