@@ -17,20 +17,23 @@
 //     /<channel>/{version,critical} is appended.
 //
 // Group schedules are always asked at <root>/v1/groups/<group>/schedule,
-// where root is the base URL without either suffix.
+// and a group's channel at <root>/v1/groups/<group>, where root is the base
+// URL without either suffix.
 //
 // # Transport rules
 //
 // HTTPS is required unless the host is a loopback address (127.0.0.0/8, ::1,
 // localhost); redirects follow the same rule. Every request has a timeout
 // (10 s unless configured) and every body is bounded: 4 KiB for version and
-// critical, 1 MiB for schedules. A larger body is an error, not truncated.
+// critical, 64 KiB for a group's detail, 1 MiB for schedules. A larger body
+// is an error, not truncated.
 package versionclient
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +55,7 @@ import (
 const (
 	MaxVersionBody  = 4 << 10
 	MaxScheduleBody = schedule.MaxFileSize
+	MaxGroupBody    = 64 << 10
 )
 
 // DefaultTimeout bounds one request, from dialing to the end of the body.
@@ -250,6 +254,75 @@ func (c *Client) Schedule(ctx context.Context, group string) ([]calendar.Interva
 	}
 	return ws, nil
 }
+
+// GroupChannel asks which channel group follows, from the group's detail
+// document (upkeep's JSON API, not Teleport's). The answer must be a JSON
+// object naming the group asked for and a well-formed channel name.
+func (c *Client) GroupChannel(ctx context.Context, group string) (string, error) {
+	seg, err := escapeSegments(group, "group")
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(group, "/") {
+		return "", fmt.Errorf("group name %q has a '/'; group names are one segment", group)
+	}
+	u := *c.root
+	if err := setEscapedPath(&u, u.EscapedPath()+"/v1/groups/"+seg); err != nil {
+		return "", err
+	}
+	body, err := c.get(ctx, &u, "application/json", MaxGroupBody)
+	if err != nil {
+		return "", fmt.Errorf("asking the channel of group %q: %w", group, err)
+	}
+	channel, err := ParseGroupChannel(body, group)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", safeURL(&u), err)
+	}
+	return channel, nil
+}
+
+// ParseGroupChannel reads a group's detail document and returns its
+// channel. The document must name group and a channel whose segments are
+// lower-case letters, digits, '.' and '-'.
+func ParseGroupChannel(body []byte, group string) (string, error) {
+	var doc struct {
+		Name    *string `json:"name"`
+		Channel *string `json:"channel"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("not a group document: %v (body starts %s)", err, bodyPrefix(body))
+	}
+	switch {
+	case doc.Name == nil || doc.Channel == nil:
+		return "", fmt.Errorf(`not a group document: want "name" and "channel" (body starts %s)`, bodyPrefix(body))
+	case *doc.Name != group:
+		return "", fmt.Errorf("the server answered for group %+q, not %q", *doc.Name, group)
+	case !validChannel(*doc.Channel):
+		return "", fmt.Errorf("group %q: channel %+q is not a channel name such as stable/cloud", group, *doc.Channel)
+	}
+	return *doc.Channel, nil
+}
+
+// validChannel is the fleet repository's rule for channel names: segments
+// of [a-z0-9.-] starting and ending with a letter or digit, joined by "/".
+func validChannel(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if seg == "" || !alnum(seg[0]) || !alnum(seg[len(seg)-1]) {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !alnum(c) && c != '.' && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 func (c *Client) channelURL(channel, leaf string) (*url.URL, error) {
 	seg, err := escapeSegments(channel, "channel")

@@ -503,6 +503,52 @@ func TestSchedule(t *testing.T) {
 	}
 }
 
+func TestGroupChannel(t *testing.T) {
+	for _, tt := range []struct {
+		scenario string
+		reply    reply
+		channel  string
+		err      string
+	}{
+		{"the group's channel is read from its detail", reply{body: `{"name":"eu-prod","channel":"stable/cloud","timezone":"Europe/Berlin","revision":"abc"}` + "\n"}, "stable/cloud", ""},
+		{"an unknown group's 404 is a clear error", reply{status: 404, body: `unknown group "eu-prod"`}, "", `asking the channel of group "eu-prod"`},
+		{"an unknown group's 404 says to check the name", reply{status: 404}, "", "check the channel or group name"},
+		{"malformed JSON is an error", reply{body: `{"name":"eu-prod","channel":`}, "", "not a group document"},
+		{"an HTML page is an error", reply{body: "<html>login</html>"}, "", "not a group document"},
+		{"a document without a channel is an error", reply{body: `{"name":"eu-prod"}`}, "", `want "name" and "channel"`},
+		{"an answer for another group is an error", reply{body: `{"name":"us-prod","channel":"stable/cloud"}`}, "", `answered for group "us-prod"`},
+		{"a malformed channel name is an error", reply{body: `{"name":"eu-prod","channel":"Stable//x"}`}, "", "not a channel name"},
+		{"a body over 64 KiB is an error", reply{body: `{"name":"eu-prod","channel":"a","pad":"` + strings.Repeat("x", 64<<10) + `"}`}, "", "larger than 65536 bytes"},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			srv := serve(t, tt.reply)
+			got, err := newClient(t, srv.URL+"/v1/webapi/automaticupgrades/channel", Options{}).GroupChannel(t.Context(), "eu-prod")
+			if reqs := srv.requests(); len(reqs) != 1 || reqs[0].RequestURI != "/v1/groups/eu-prod" || reqs[0].Header.Get("Accept") != "application/json" {
+				t.Fatalf("requests %v: want one GET /v1/groups/eu-prod accepting JSON", reqs)
+			}
+			if tt.err == "" {
+				if err != nil || got != tt.channel {
+					t.Fatalf("GroupChannel = %q, %v; want %q", got, err, tt.channel)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("GroupChannel = %q, %v; want an error containing %q", got, err, tt.err)
+			}
+		})
+	}
+}
+
+func TestGroupChannelTransportAndNameRules(t *testing.T) {
+	if _, err := New("http://updates.example.com", Options{}); err == nil {
+		t.Fatal("New accepted plain http to a remote host")
+	}
+	c := newClient(t, "http://127.0.0.1:1", Options{})
+	if _, err := c.GroupChannel(t.Context(), "a/b"); err == nil || !strings.Contains(err.Error(), "one segment") {
+		t.Fatalf("GroupChannel(a/b) = %v, want a one-segment error before any request", err)
+	}
+}
+
 // TestServerSourceKeepsTheLastGoodSchedule drives schedule.ServerSource
 // through this client against a real server that then goes away.
 func TestServerSourceKeepsTheLastGoodSchedule(t *testing.T) {
