@@ -57,7 +57,10 @@ type Report struct {
 	// an FQDN, a pod's owner UID): letters, digits, '.', '_', ':' and '-',
 	// starting with a letter or digit.
 	AgentID string `json:"agentId"`
-	Group   string `json:"group"`   // the fleet repository's Group
+	// Group is the fleet repository's Group; "" for an agent that follows
+	// a channel on a schedule of its own (a Kubernetes workload on its
+	// Teleport agent's Secret), counted under NoGroup.
+	Group   string `json:"group"`
 	Channel string `json:"channel"` // the channel the updater follows
 	Kind    string `json:"kind"`    // KindHost or KindKubernetes
 	// Hostname is set for KindHost, Workload ("<namespace>/<kind>/<name>")
@@ -144,7 +147,9 @@ func (r *Report) Validate() error {
 	case !validID(r.AgentID):
 		bad("agentId", "%s: use letters, digits, '.', '_', ':' and '-', starting with a letter or digit", quote(r.AgentID))
 	}
-	checkName(bad, "group", r.Group, false)
+	if r.Group != "" {
+		checkName(bad, "group", r.Group, false)
+	}
 	checkName(bad, "channel", r.Channel, true)
 
 	switch r.Kind {

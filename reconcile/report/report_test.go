@@ -52,7 +52,11 @@ func TestValidate(t *testing.T) {
 			r.Action, r.LastError = "", "boom"
 		}, fields: []string{"action"}},
 		{scenario: "an empty report names every required field", change: func(r *report.Report) { *r = report.Report{} },
-			fields: []string{"agentId", "group", "channel", "kind", "health", "action", "updaterVersion", "time"}},
+			fields: []string{"agentId", "channel", "kind", "health", "action", "updaterVersion", "time"}},
+		{scenario: "a workload on its Teleport agent's schedule reports no group", change: func(r *report.Report) {
+			r.Kind, r.Hostname, r.Workload, r.Group = report.KindKubernetes, "", "ns/Deployment/teleport", ""
+		}},
+		{scenario: "a host may report no group", change: func(r *report.Report) { r.Group = "" }},
 		{scenario: "an agent id with a slash or space is refused", change: func(r *report.Report) { r.AgentID = "ns/pod 1" }, fields: []string{"agentId"}},
 		{scenario: "an agent id must start with a letter or digit", change: func(r *report.Report) { r.AgentID = "-x" }, fields: []string{"agentId"}},
 		{scenario: "an agent id longer than an FQDN is refused", change: func(r *report.Report) { r.AgentID = strings.Repeat("a", 254) }, fields: []string{"agentId"}},

@@ -179,6 +179,10 @@ func (s *Store) health(e *entry, now time.Time) string {
 const (
 	UnknownVersion = "unknown"    // ByVersion: the agent did not know its version
 	NoDecision     = "NoDecision" // ByAction: the pass failed before deciding
+	// NoGroup is the group of an agent that reports none (a Kubernetes
+	// workload on its Teleport agent's schedule) in ByGroup, the metrics'
+	// group label and a Filter.
+	NoGroup = "_none"
 )
 
 // Counts summarise a set of agents. ByHealth counts EffectiveHealth, so a
@@ -197,7 +201,7 @@ func (c *Counts) add(a *Agent) {
 	if a.Stale {
 		c.Stale++
 	}
-	c.ByGroup[a.Group]++
+	c.ByGroup[cmp.Or(a.Group, NoGroup)]++
 	c.ByVersion[cmp.Or(a.CurrentVersion, UnknownVersion)]++
 	c.ByHealth[a.EffectiveHealth()]++
 	c.ByAction[cmp.Or(a.Action, NoDecision)]++
@@ -238,7 +242,7 @@ func (s *Store) Fleet(f Filter) Fleet {
 	s.mu.RLock()
 	sel := make([]selected, 0, len(s.agents))
 	for _, e := range s.agents {
-		if (f.Group == "" || e.r.Group == f.Group) && (f.Health == "" || s.health(e, now) == f.Health) {
+		if (f.Group == "" || cmp.Or(e.r.Group, NoGroup) == f.Group) && (f.Health == "" || s.health(e, now) == f.Health) {
 			sel = append(sel, selected{e.r.Group, e.r.AgentID, e})
 		}
 	}
@@ -280,7 +284,7 @@ func (s *Store) Series(max int) []Series {
 	counts := make(map[key]int)
 	s.mu.RLock()
 	for _, e := range s.agents {
-		counts[key{e.r.Group, cmp.Or(e.r.CurrentVersion, UnknownVersion), s.health(e, now)}]++
+		counts[key{cmp.Or(e.r.Group, NoGroup), cmp.Or(e.r.CurrentVersion, UnknownVersion), s.health(e, now)}]++
 	}
 	s.mu.RUnlock()
 

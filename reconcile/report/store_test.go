@@ -235,6 +235,27 @@ func TestStoreIsConcurrencySafe(t *testing.T) {
 	}
 }
 
+func TestAgentsWithoutAGroupCountUnderNoGroup(t *testing.T) {
+	s := report.NewStore(report.StoreOptions{})
+	mustPut(t, s, agentReport("a", "eu-prod", "17.2.3", report.HealthHealthy, "Wait"))
+	mustPut(t, s, agentReport("b", "", "17.2.3", report.HealthHealthy, "Wait"))
+	mustPut(t, s, agentReport("c", "", "17.2.3", report.HealthHealthy, "Wait"))
+	f := s.Fleet(report.Filter{})
+	if want := map[string]int{"eu-prod": 1, report.NoGroup: 2}; !reflect.DeepEqual(f.Counts.ByGroup, want) {
+		t.Errorf("ByGroup %v, want %v", f.Counts.ByGroup, want)
+	}
+	if only := s.Fleet(report.Filter{Group: report.NoGroup}); len(only.Agents) != 2 || only.Agents[0].Group != "" {
+		t.Errorf("filter %q selected %+v, want the two agents without a group", report.NoGroup, only.Agents)
+	}
+	want := []report.Series{
+		{Group: report.NoGroup, Version: "17.2.3", Health: "healthy", Agents: 2},
+		{Group: "eu-prod", Version: "17.2.3", Health: "healthy", Agents: 1},
+	}
+	if got := s.Series(report.DefaultMaxSeries); !reflect.DeepEqual(got, want) {
+		t.Errorf("Series\n%+v\nwant\n%+v", got, want)
+	}
+}
+
 func TestSeries(t *testing.T) {
 	clock := newClock(passTime)
 	s := report.NewStore(report.StoreOptions{Now: clock.Now})
