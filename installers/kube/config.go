@@ -14,10 +14,13 @@ const (
 	// LabelManaged: "true" marks a workload for upkeep. The cache only holds
 	// workloads (and upkeep's schedule ConfigMaps) that carry it.
 	LabelManaged = "upkeep.dev/managed"
-	// AnnotationChannel names the release channel (required).
+	// AnnotationChannel names the release channel. Set it or AnnotationGroup:
+	// without it the workload follows its group's channel, as the fleet
+	// repository's Group says and the upkeep server answers.
 	AnnotationChannel = "upkeep.dev/channel"
 	// AnnotationGroup names the fleet group whose maintenance windows the
-	// updater fetches from the upkeep server.
+	// updater fetches from the upkeep server, and whose channel the workload
+	// follows when AnnotationChannel is absent.
 	AnnotationGroup = "upkeep.dev/group"
 	// AnnotationContainer names the container to update; default the first.
 	AnnotationContainer = "upkeep.dev/container"
@@ -82,6 +85,8 @@ func TeleportSecretName(agent string) string { return agent + "-shared-state" }
 
 // Config is what a workload's annotations ask for.
 type Config struct {
+	// Channel is the annotated channel; "" when the workload follows its
+	// group's channel, which the reconciler asks the server for.
 	Channel        string
 	Group          string
 	Container      string // resolved: the named or the first container
@@ -114,11 +119,13 @@ func ReadConfig(name string, ann map[string]string, spec *corev1.PodSpec) (Confi
 		Group:   strings.TrimSpace(ann[AnnotationGroup]),
 		Agent:   strings.TrimSpace(ann[AnnotationAgent]),
 	}
-	if c.Channel == "" {
-		return c, &ConfigError{AnnotationChannel, "required: the release channel to follow, e.g. stable/cloud"}
+	if c.Channel == "" && c.Group == "" {
+		return c, &ConfigError{"", fmt.Sprintf("set %s (the release channel to follow, e.g. stable/cloud) or %s (a fleet group, whose channel is followed)", AnnotationChannel, AnnotationGroup)}
 	}
-	if err := checkName(c.Channel, true); err != "" {
-		return c, &ConfigError{AnnotationChannel, err}
+	if c.Channel != "" {
+		if err := checkName(c.Channel, true); err != "" {
+			return c, &ConfigError{AnnotationChannel, err}
+		}
 	}
 	if c.Group != "" {
 		if err := checkName(c.Group, false); err != "" {

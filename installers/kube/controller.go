@@ -185,14 +185,34 @@ func (r *Reconciler) pass(ctx context.Context, w *workload, p *Pass, log *slog.L
 		log.Warn("cannot act on the workload", "error", err)
 		return ctrl.Result{RequeueAfter: r.opts.Interval}, nil
 	}
+	chErr := r.resolveChannel(ctx, &cfg)
+	p.Config = cfg
 	if st.Rollout != nil {
 		return r.followRollout(ctx, w, cfg, st, p, log)
 	}
-	return r.decide(ctx, w, cfg, st, p, log)
+	return r.decide(ctx, w, cfg, chErr, st, p, log)
+}
+
+// resolveChannel fills in the channel of a workload annotated with a group
+// alone: the group's channel as the server answers it, cached per poll like
+// the channels themselves, so a group moved to another channel in the fleet
+// repository takes its workloads along at the next poll.
+func (r *Reconciler) resolveChannel(ctx context.Context, cfg *Config) error {
+	if cfg.Channel != "" {
+		return nil
+	}
+	gc := r.server.GroupChannel(ctx, cfg.Group)
+	if gc.Err != nil {
+		return fmt.Errorf("the channel of group %q (annotation %s, no %s): %w", cfg.Group, AnnotationGroup, AnnotationChannel, gc.Err)
+	}
+	cfg.Channel = gc.Channel
+	return nil
 }
 
 // decide assembles the chain's inputs, decides, and updates when the chain says so.
-func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, st State, p *Pass, log *slog.Logger) (ctrl.Result, error) {
+// chErr says why the channel of a group-only workload is unknown; the
+// target is then unknown too.
+func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr error, st State, p *Pass, log *slog.Logger) (ctrl.Result, error) {
 	now := p.At
 	need := cfg.UpdateDuration
 	if need == 0 {
@@ -205,7 +225,12 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, st Sta
 		UnusableThreshold: r.opts.UnusableThreshold,
 		ScheduleRecheck:   r.opts.ScheduleRecheck,
 	}
-	ch := r.server.Channel(ctx, cfg.Channel)
+	var ch ChannelInfo
+	if chErr != nil {
+		ch = ChannelInfo{Target: reconcile.Target{Err: chErr}, Critical: reconcile.CriticalUnknown}
+	} else {
+		ch = r.server.Channel(ctx, cfg.Channel)
+	}
 	in.Target, in.Critical = ch.Target, ch.Critical
 	if ch.Target.Err != nil {
 		log.Warn("target unknown", "channel", cfg.Channel, "error", ch.Target.Err)
@@ -544,9 +569,10 @@ func (r *Reconciler) sendReport(ctx context.Context, p *Pass, log *slog.Logger) 
 	if r.reporter == nil {
 		return
 	}
-	if p.Config.Group == "" {
-		// The server's report document requires a group; a workload that
-		// follows only a channel (Teleport's own schedule) is not reported.
+	if p.Config.Channel == "" {
+		// The report document requires a channel; a workload whose group's
+		// channel could not be asked is logged and its event recorded, and
+		// reported once the server answers.
 		return
 	}
 	uid := p.UID

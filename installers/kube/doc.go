@@ -7,7 +7,8 @@
 // # What a workload carries
 //
 // The label upkeep.dev/managed: "true" and the annotations
-// upkeep.dev/channel (required), upkeep.dev/group, upkeep.dev/container,
+// upkeep.dev/channel and/or upkeep.dev/group (one is required; a workload
+// with a group alone follows the group's channel), upkeep.dev/container,
 // upkeep.dev/image, upkeep.dev/schedule, upkeep.dev/agent,
 // upkeep.dev/update-duration and upkeep.dev/skip-reconcile (see config.go).
 // The updater keeps its memory in annotations under status.upkeep.dev/:
@@ -20,8 +21,9 @@
 // The current version is the container image's tag (a non-semver tag or a
 // digest-only image is unknown, and unknown is updated). Target and critical
 // come from the version server through a cache that asks once per channel
-// per poll interval; a poller enqueues the workloads of a channel or group
-// whose answer changed. The schedule comes from the upkeep server for the
+// per poll interval (and once per group for the channel of a workload
+// annotated with a group alone); a poller enqueues the workloads of a
+// channel or group whose answer changed. The schedule comes from the upkeep server for the
 // group (saved in ConfigMap upkeep-schedule-<group> beside the workload, so
 // a restart with the server down keeps it) or from the Teleport agent's
 // Secret <agent>-shared-state, key agent-maintenance-schedule. Health comes

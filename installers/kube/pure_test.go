@@ -166,7 +166,14 @@ func TestReadConfig(t *testing.T) {
 					t.Fatalf("%+v", c)
 				}
 			}, ""},
-		{"a missing channel is named", map[string]string{}, nil, "upkeep.dev/channel: required"},
+		{"a group alone is enough: the channel is left for the group's, the schedule is the group's",
+			map[string]string{AnnotationGroup: "eu-prod"}, func(t *testing.T, c Config) {
+				if c.Channel != "" || c.Group != "eu-prod" || c.Schedule != ScheduleFromGroup {
+					t.Fatalf("%+v", c)
+				}
+			}, ""},
+		{"neither channel nor group says to set one", map[string]string{}, nil, "set upkeep.dev/channel (the release channel to follow, e.g. stable/cloud) or upkeep.dev/group"},
+		{"a group alone with a bad name is refused", map[string]string{AnnotationGroup: "EU"}, nil, "annotation upkeep.dev/group"},
 		{"a bad channel name is named", map[string]string{AnnotationChannel: "Stable"}, nil, "not a channel name"},
 		{"a group with a slash is refused", map[string]string{AnnotationChannel: "s", AnnotationGroup: "eu/prod"}, nil, "not a group name"},
 		{"an unknown container lists the containers", map[string]string{AnnotationChannel: "s", AnnotationContainer: "nope"}, nil, "containers: sidecar, agent"},
@@ -333,6 +340,7 @@ func TestIgnoreOwnWrites(t *testing.T) {
 // so a fake is allowed here; the envtest scenarios use a real HTTP server.
 type countingServer struct {
 	version  atomic.Value
+	channel  atomic.Value // the group's channel
 	requests atomic.Int64
 	fail     atomic.Bool
 }
@@ -351,6 +359,50 @@ func (s *countingServer) Critical(context.Context, string) (bool, error) {
 func (s *countingServer) Schedule(context.Context, string) ([]calendar.Interval, error) {
 	s.requests.Add(1)
 	return nil, nil
+}
+func (s *countingServer) GroupChannel(context.Context, string) (string, error) {
+	s.requests.Add(1)
+	if s.fail.Load() {
+		return "", errors.New("down")
+	}
+	ch, _ := s.channel.Load().(string)
+	return ch, nil
+}
+
+func TestServerCacheGroupChannel(t *testing.T) {
+	srv := &countingServer{}
+	srv.version.Store("1.0.0")
+	srv.channel.Store("stable/cloud")
+	now := t0
+	c := newServerCache(srv, 30*time.Second, func() time.Time { return now })
+	ctx := context.Background()
+	for range 200 {
+		if got := c.GroupChannel(ctx, "eu-prod"); got.Err != nil || got.Channel != "stable/cloud" {
+			t.Fatalf("group channel %+v", got)
+		}
+	}
+	if n := srv.requests.Load(); n != 1 {
+		t.Fatalf("200 workloads of one group made %d requests for its channel, want 1", n)
+	}
+	now = now.Add(10 * time.Second)
+	if _, groups := c.Refresh(ctx, time.Hour); len(groups) != 0 {
+		t.Fatalf("an unchanged group channel reported as changed: %v", groups)
+	}
+	srv.channel.Store("edge")
+	if _, groups := c.Refresh(ctx, time.Hour); len(groups) != 1 || groups[0] != "eu-prod" {
+		t.Fatalf("groups changed = %v, want [eu-prod]: its workloads must follow the new channel", groups)
+	}
+	if got := c.GroupChannel(ctx, "eu-prod").Channel; got != "edge" {
+		t.Fatalf("after a refresh the group follows %q, want edge", got)
+	}
+	srv.fail.Store(true)
+	if _, groups := c.Refresh(ctx, time.Hour); len(groups) != 1 {
+		t.Fatal("a server going down is a change (the channel becomes unknown)")
+	}
+	now = now.Add(2 * time.Hour)
+	if _, _, gc := c.live(now, time.Hour); len(gc) != 0 {
+		t.Fatalf("a group nobody asked for in an hour is still polled: %v", gc)
+	}
 }
 
 func TestServerCache(t *testing.T) {
@@ -384,7 +436,7 @@ func TestServerCache(t *testing.T) {
 		t.Fatal("a server going down is a change (the target becomes unknown)")
 	}
 	now = now.Add(2 * time.Hour)
-	if ch, _ := c.live(now, time.Hour); len(ch) != 0 {
+	if ch, _, _ := c.live(now, time.Hour); len(ch) != 0 {
 		t.Fatalf("a channel nobody asked for in an hour is still polled: %v", ch)
 	}
 }
@@ -413,6 +465,15 @@ func TestPassReportValidates(t *testing.T) {
 				t.Fatalf("%+v", r.LastError[:40])
 			}
 		}},
+		{"a workload on a Teleport Secret schedule without a group is reported with no group", Pass{
+			Config:   Config{Channel: "stable/cloud", Schedule: ScheduleFromAgent},
+			Decision: reconcile.Decision{Action: reconcile.ActionWait, Rule: reconcile.RuleWaitForWindow, Reason: "OutsideWindow", Message: "waiting"},
+			Status:   Status{Current: "1.0.0", Target: "1.1.0", Health: "Healthy"},
+		}, func(t *testing.T, r report.Report) {
+			if r.Group != "" || r.Channel != "stable/cloud" {
+				t.Fatalf("%+v", r)
+			}
+		}},
 		{"a pass that failed before deciding reports only its error", Pass{
 			Status: Status{Outcome: OutcomeFailed, OutcomeReason: "InvalidConfig", OutcomeMessage: "annotation upkeep.dev/channel: required"},
 		}, func(t *testing.T, r report.Report) {
@@ -424,7 +485,10 @@ func TestPassReportValidates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
 			p := tt.pass
-			p.At, p.UID, p.Workload, p.Config = t0, "6a0e2c5e-1d1e-4a43-9b55-2d8a3e3f4c11", "ns/Deployment/agent", cfg
+			p.At, p.UID, p.Workload = t0, "6a0e2c5e-1d1e-4a43-9b55-2d8a3e3f4c11", "ns/Deployment/agent"
+			if p.Config.Channel == "" {
+				p.Config = cfg
+			}
 			r := p.Report("1.0.0")
 			if err := r.Validate(); err != nil {
 				t.Fatalf("the report does not validate: %v", err)

@@ -17,6 +17,8 @@ type VersionServer interface {
 	Target(ctx context.Context, channel string) (versionclient.Target, error)
 	Critical(ctx context.Context, channel string) (bool, error)
 	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
+	// GroupChannel is the channel the group follows (upkeep's API only).
+	GroupChannel(ctx context.Context, group string) (string, error)
 }
 
 // ChannelInfo is a channel's answer as last fetched.
@@ -42,6 +44,17 @@ func (a GroupInfo) same(b GroupInfo) bool {
 	return slices.Equal(a.Windows, b.Windows) && (a.Err == nil) == (b.Err == nil)
 }
 
+// GroupChannelInfo is the channel a group follows, as last fetched.
+type GroupChannelInfo struct {
+	Channel string
+	Err     error
+	At      time.Time
+}
+
+func (a GroupChannelInfo) same(b GroupChannelInfo) bool {
+	return a.Channel == b.Channel && (a.Err == nil) == (b.Err == nil)
+}
+
 // serverCache asks the version server once per channel and group per ttl,
 // however many workloads follow them: 200 Deployments on one channel cost
 // two requests per poll, not 400 per pass. Concurrent callers of a stale
@@ -54,6 +67,8 @@ type serverCache struct {
 	mu       sync.Mutex
 	channels map[string]*cacheEntry[ChannelInfo]
 	groups   map[string]*cacheEntry[GroupInfo]
+	// groupChannels are asked only for workloads without a channel annotation.
+	groupChannels map[string]*cacheEntry[GroupChannelInfo]
 }
 
 type cacheEntry[T any] struct {
@@ -65,7 +80,8 @@ type cacheEntry[T any] struct {
 
 func newServerCache(srv VersionServer, ttl time.Duration, now func() time.Time) *serverCache {
 	return &serverCache{srv: srv, ttl: ttl, now: now,
-		channels: map[string]*cacheEntry[ChannelInfo]{}, groups: map[string]*cacheEntry[GroupInfo]{}}
+		channels: map[string]*cacheEntry[ChannelInfo]{}, groups: map[string]*cacheEntry[GroupInfo]{},
+		groupChannels: map[string]*cacheEntry[GroupChannelInfo]{}}
 }
 
 func entry[T any](c *serverCache, m map[string]*cacheEntry[T], key string, now time.Time) *cacheEntry[T] {
@@ -133,11 +149,27 @@ func (c *serverCache) Group(ctx context.Context, group string) GroupInfo {
 	return e.val
 }
 
+// GroupChannel returns the channel group follows, fetching it when the
+// cached answer is older than the ttl.
+func (c *serverCache) GroupChannel(ctx context.Context, group string) GroupChannelInfo {
+	now := c.now()
+	e := entry(c, c.groupChannels, group, now)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.at.IsZero() && now.Sub(e.at) < c.ttl {
+		return e.val
+	}
+	ch, err := c.srv.GroupChannel(ctx, group)
+	e.val, e.at = GroupChannelInfo{Channel: ch, Err: err, At: now}, now
+	return e.val
+}
+
 // Refresh fetches every channel and group asked for within forget, drops the
-// others, and returns the names whose answer changed.
+// others, and returns the names whose answer changed. A group whose channel
+// changed counts as a changed group: its workloads follow the new channel.
 func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channels, groups []string) {
 	now := c.now()
-	chNames, grNames := c.live(now, forget)
+	chNames, grNames, gcNames := c.live(now, forget)
 	for _, name := range chNames {
 		e := entry(c, c.channels, name, time.Time{})
 		e.mu.Lock()
@@ -165,12 +197,27 @@ func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channe
 		}
 		e.mu.Unlock()
 	}
+	for _, name := range gcNames {
+		e := entry(c, c.groupChannels, name, time.Time{})
+		e.mu.Lock()
+		old, had := e.val, !e.at.IsZero()
+		ch, err := c.srv.GroupChannel(ctx, name)
+		if ctx.Err() == nil {
+			v := GroupChannelInfo{Channel: ch, Err: err, At: now}
+			e.val, e.at = v, now
+			if had && !old.same(v) && !slices.Contains(groups, name) {
+				groups = append(groups, name)
+			}
+		}
+		e.mu.Unlock()
+	}
+	slices.Sort(groups)
 	return channels, groups
 }
 
 // live lists the names used within forget and drops the rest. entry() above
 // refreshes lastUsed only for real callers; Refresh passes a zero time.
-func (c *serverCache) live(now time.Time, forget time.Duration) (chNames, grNames []string) {
+func (c *serverCache) live(now time.Time, forget time.Duration) (chNames, grNames, gcNames []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, e := range c.channels {
@@ -187,7 +234,15 @@ func (c *serverCache) live(now time.Time, forget time.Duration) (chNames, grName
 		}
 		grNames = append(grNames, name)
 	}
+	for name, e := range c.groupChannels {
+		if now.Sub(e.lastUsed) > forget {
+			delete(c.groupChannels, name)
+			continue
+		}
+		gcNames = append(gcNames, name)
+	}
 	slices.Sort(chNames)
 	slices.Sort(grNames)
-	return chNames, grNames
+	slices.Sort(gcNames)
+	return chNames, grNames, gcNames
 }
