@@ -194,15 +194,6 @@ func (h *packageHost) breakSignature(t testing.TB) { h.breakSig(t) }
 func (h *packageHost) otherKey(t testing.TB)       { h.publishOtherKey(t) }
 func (h *packageHost) tamper(t testing.TB)         { tamperPackage(t, h) }
 
-func (h *packageHost) prepare(t testing.TB) {
-	t.Helper()
-	if err := h.inst.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.inst.Install(context.Background(), demoPkg, "1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // settings are the configuration fields of an agent in the isolated root:
 // nothing runs the agent, so its health is its own health command.
@@ -424,7 +415,6 @@ func TestAgentInIsolatedRoots(t *testing.T) {
 // agentHost is where the scenarios run the updater: a package manager in an
 // isolated root (packageHost) or a real systemd in a container (systemdHost).
 type agentHost interface {
-	prepare(t testing.TB) // agent 1.0.0 installed (and running, where something runs it)
 	installed(t testing.TB) string
 	settings(slowSettle bool) map[string]any // configuration fields; slowSettle leaves time to kill a pass mid-settle
 	dir() string                             // a folder both the test and the updater see at the same path
@@ -442,7 +432,6 @@ func (h *packageHost) dir() string { return h.workDir }
 // agentScenarios runs the host updater's scenarios in order on one host;
 // each starts from the previous one's end state.
 func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
-	h.prepare(t)
 	dir := h.dir()
 	stateDir := filepath.Join(dir, "state")
 	tokenFile := filepath.Join(dir, "report-token") // where the updater can read it
@@ -480,6 +469,15 @@ func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
 		}
 	}
 
+	step("an agent not installed yet is installed at once", func(t *testing.T) {
+		fleet.set(t, "1.0.0", false, false)
+		expect(t, "")
+		r := runAgent(t, config)
+		if !strings.HasPrefix(r.decision(), "Update (Unhealthy") || r.code != 0 {
+			t.Fatalf("decision %q, exit %d; want an update because nothing runs", r.decision(), r.code)
+		}
+		expect(t, "1.0.0")
+	})
 	step("outside the window nothing changes", func(t *testing.T) {
 		fleet.set(t, "1.1.0", false, false)
 		r := runAgent(t, config)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,22 +128,20 @@ func (h *systemdHost) exec(t testing.TB, argv ...string) string {
 	return out
 }
 
-func (h *systemdHost) prepare(t testing.TB) {
-	h.exec(t, "apt-get", "update", "-q", "--error-on=any")
-	h.exec(t, "apt-get", "install", "-y", "-q", "--no-install-recommends", demopkg.Name+"=1.0.0")
-	h.exec(t, "systemctl", "start", demopkg.UnitName)
-	waitFor(t, 10*time.Second, "the demo agent answers", func() bool {
-		resp, err := http.Get(h.pk.HealthURL())
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-}
-
 func (h *systemdHost) installed(t testing.TB) string {
-	out := h.exec(t, "dpkg-query", "-W", "-f=${Version}", demopkg.Name)
-	return installers.ReleaseVersion(strings.TrimSpace(out))
+	t.Helper()
+	out, err := h.c.Exec(context.Background(), "dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", demopkg.Name)
+	if err != nil {
+		if strings.Contains(out, "no packages found") {
+			return ""
+		}
+		t.Fatal(err)
+	}
+	status, version, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if status != "installed" {
+		return ""
+	}
+	return installers.ReleaseVersion(version)
 }
 
 func (h *systemdHost) settings(slowSettle bool) map[string]any {

@@ -47,6 +47,13 @@ func (t *hostTarget) Restart(ctx context.Context) error {
 	if argv == nil {
 		return nil
 	}
+	// A first install brings a unit file systemd has not loaded (a package
+	// without maintainer scripts does not reload systemd): load it first.
+	if out, _, err := t.u.systemctl(ctx, []string{"systemctl", "show", "--property=LoadState", "--value", "--", t.u.cfg.Unit}); err == nil && strings.TrimSpace(string(out)) != "loaded" {
+		if _, stderr, err := t.u.systemctl(ctx, []string{"systemctl", "daemon-reload"}); err != nil {
+			return fmt.Errorf("systemctl daemon-reload: %w: %s", err, installers.LastLines(string(stderr), 5))
+		}
+	}
 	if _, stderr, err := t.u.systemctl(ctx, argv); err != nil {
 		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, installers.LastLines(string(stderr), 5))
 	}

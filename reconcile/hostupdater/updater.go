@@ -189,7 +189,9 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		UnusableThreshold: u.cfg.UnusableThreshold,
 	}
 
-	if current, err := u.currentVersion(ctx); err != nil {
+	current, err := u.currentVersion(ctx)
+	currentUnknown := err != nil
+	if currentUnknown {
 		u.log.Warn("installed version unknown", "package", u.cfg.Package, "error", err)
 	} else {
 		p.Current = current
@@ -231,6 +233,12 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 
 	p.Health = u.health.Probe(ctx)
 	in.Health = decisionHealth(p.Health.Status)
+	if p.Current == "" && !currentUnknown {
+		// Nothing installed is nothing running, whatever a probe could tell.
+		p.Health = health.Result{Status: health.Unhealthy, Reason: "NotInstalled",
+			Message: fmt.Sprintf("package %s is not installed", u.cfg.Package)}
+		in.Health = reconcile.Unhealthy
+	}
 
 	state.Skipped, _ = apply.PruneSkipped(state.Skipped, p.Target)
 	for _, s := range state.Skipped {
