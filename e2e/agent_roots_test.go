@@ -194,7 +194,6 @@ func (h *packageHost) breakSignature(t testing.TB) { h.breakSig(t) }
 func (h *packageHost) otherKey(t testing.TB)       { h.publishOtherKey(t) }
 func (h *packageHost) tamper(t testing.TB)         { tamperPackage(t, h) }
 
-
 // settings are the configuration fields of an agent in the isolated root:
 // nothing runs the agent, so its health is its own health command.
 func (h *packageHost) settings(slowSettle bool) map[string]any {
