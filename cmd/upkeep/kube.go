@@ -52,9 +52,10 @@ func newKubeUpdaterCmd() *cobra.Command {
 		Use:   "kube-updater --server URL --public-key FILE [--namespace NS]",
 		Short: "Keep Kubernetes workloads labelled upkeep.dev/managed=true at their channel's version, cosign-verified",
 		Long: `kube-updater runs a controller that watches Deployments and StatefulSets
-labelled upkeep.dev/managed: "true" (annotations: upkeep.dev/channel, required;
-upkeep.dev/group, upkeep.dev/container, upkeep.dev/image, upkeep.dev/schedule,
-upkeep.dev/agent, upkeep.dev/update-duration, upkeep.dev/skip-reconcile).
+labelled upkeep.dev/managed: "true" (annotations: upkeep.dev/channel or
+upkeep.dev/group, one required, a group alone meaning the group's channel;
+upkeep.dev/container, upkeep.dev/image, upkeep.dev/schedule, upkeep.dev/agent,
+upkeep.dev/update-duration, upkeep.dev/skip-reconcile).
 
 For each one it reads the current version from the container's image tag, the
 target and critical flag from the version server, the maintenance schedule from

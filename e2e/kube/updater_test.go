@@ -649,8 +649,10 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("inside the window the workload is updated to the signed digest, followed and reported", func(t *testing.T) {
 		ns, ch, gr := setup(t, "inside", vNew, false, open, openD)
-		obj := e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
+		// The Ready pod first: a pass between the two would see no pods and
+		// update for AgentUnhealthy instead.
 		e.healthy(t, ns, "agent")
+		obj := e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 		e.waitImage(t, ns, "agent", false, im.pinned(vNew), waitLong)
 		note := e.event(t, ns, "agent", kube.EventUpdating, "InsideWindow", waitLong)
 		if !strings.Contains(note, im.pinned(vNew)) {
@@ -805,11 +807,28 @@ func TestUpdater(t *testing.T) {
 		e.event(t, ns, "web", kube.EventUpdated, "rolled out", waitLong)
 	})
 
-	t.Run("a workload without a channel is left alone and told which annotation to set", func(t *testing.T) {
-		ns, _, gr := setup(t, "nochannel", vNew, false, open, openD)
-		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationGroup: gr}})
+	t.Run("a workload with a group alone follows the group's channel and is updated inside its window", func(t *testing.T) {
+		ns, ch, gr := setup(t, "grouponly", vNew, false, open, openD)
+		// The Ready pod first, so that the first pass decides on the window,
+		// not on a workload without pods.
 		e.healthy(t, ns, "agent")
-		e.event(t, ns, "agent", kube.EventInvalidConfig, kube.AnnotationChannel, waitLong)
+		obj := e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationGroup: gr}})
+		e.waitImage(t, ns, "agent", false, im.pinned(vNew), waitLong)
+		e.event(t, ns, "agent", kube.EventUpdating, "InsideWindow", waitLong)
+		eventually(t, waitLong, "a report naming the group's channel", func() (bool, string) {
+			a, ok := e.fleet.store.Get(string(obj.GetUID()))
+			if !ok {
+				return false, "none"
+			}
+			return a.Channel == ch && a.Group == gr, a.Channel + " " + a.Group
+		})
+	})
+
+	t.Run("a workload with neither channel nor group is left alone and told which annotation to set", func(t *testing.T) {
+		ns, _, _ := setup(t, "nochannel", vNew, false, open, openD)
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationContainer: "agent"}})
+		e.healthy(t, ns, "agent")
+		e.event(t, ns, "agent", kube.EventInvalidConfig, "set "+kube.AnnotationChannel+" (the release channel to follow, e.g. stable/cloud) or "+kube.AnnotationGroup, waitLong)
 		obj := e.waitDecision(t, ns, "agent", false, waitLong, "a failed pass recorded", func(s *kube.Status) bool {
 			return s.Outcome == kube.OutcomeFailed && s.OutcomeReason == "InvalidConfig"
 		})
