@@ -691,12 +691,13 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("a pod not Ready past the grace period makes an update at once; within it, not", func(t *testing.T) {
 		ns, ch, gr := setup(t, "notready", vNew, false, closed, shut)
-		e.create(t, workload{ns: ns, name: "broken", version: vOld, replicas: 2, annotations: ann(ch, gr)})
+		// Pods before workloads, so that no pass sees a workload without pods.
 		e.pod(t, ns, "broken", "broken-a", true, time.Now().Add(-time.Hour), nil)
 		e.pod(t, ns, "broken", "broken-b", false, time.Now().Add(-10*time.Minute), nil)
-		e.create(t, workload{ns: ns, name: "starting", version: vOld, replicas: 2, annotations: ann(ch, gr)})
+		e.create(t, workload{ns: ns, name: "broken", version: vOld, replicas: 2, annotations: ann(ch, gr)})
 		e.pod(t, ns, "starting", "starting-a", true, time.Now().Add(-time.Hour), nil)
 		e.pod(t, ns, "starting", "starting-b", false, time.Now().Add(-time.Minute), nil)
+		e.create(t, workload{ns: ns, name: "starting", version: vOld, replicas: 2, annotations: ann(ch, gr)})
 		e.waitImage(t, ns, "broken", false, im.pinned(vNew), waitLong)
 		obj := e.waitDecision(t, ns, "starting", false, waitLong, "the starting workload waits", func(s *kube.Status) bool {
 			return s.Reason == "OutsideWindow"
@@ -709,9 +710,9 @@ func TestUpdater(t *testing.T) {
 	t.Run("a missing schedule Secret makes an update; a Teleport schedule in the Secret is obeyed", func(t *testing.T) {
 		ns, ch, _ := setup(t, "agentsched", vNew, false, closed, shut)
 		only := map[string]string{kube.AnnotationChannel: ch}
-		e.create(t, workload{ns: ns, name: "nosecret", version: vOld, annotations: only})
+		// Pods and the Secret before the workloads, so that no pass sees a
+		// workload without pods or the Teleport one without its schedule.
 		e.healthy(t, ns, "nosecret")
-		e.create(t, workload{ns: ns, name: "teleport", version: vOld, annotations: only})
 		e.healthy(t, ns, "teleport")
 		later := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Second)
 		data, err := schedule.FormatJSON([]calendar.Interval{{Start: later, End: later.Add(time.Hour)}})
@@ -723,6 +724,8 @@ func TestUpdater(t *testing.T) {
 		if err := e.c.Create(context.Background(), sec); err != nil {
 			t.Fatal(err)
 		}
+		e.create(t, workload{ns: ns, name: "nosecret", version: vOld, annotations: only})
+		e.create(t, workload{ns: ns, name: "teleport", version: vOld, annotations: only})
 		e.waitImage(t, ns, "nosecret", false, im.pinned(vNew), waitLong)
 		e.event(t, ns, "nosecret", kube.EventUpdating, "ScheduleMissing", waitLong)
 		obj := e.waitDecision(t, ns, "teleport", false, waitLong, "the Teleport-scheduled workload waits", func(s *kube.Status) bool {
