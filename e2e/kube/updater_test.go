@@ -621,8 +621,8 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("outside the window a healthy workload is left unchanged and told when its window opens", func(t *testing.T) {
 		ns, ch, gr := setup(t, "outside", vNew, false, closed, shut)
-		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 		e.healthy(t, ns, "agent")
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 		obj := e.waitDecision(t, ns, "agent", false, waitLong, "a Wait decision", func(s *kube.Status) bool {
 			return s.Action == string(reconcile.ActionWait) && s.Reason == "OutsideWindow"
 		})
@@ -676,8 +676,8 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("a critical update is applied outside the window", func(t *testing.T) {
 		ns, ch, gr := setup(t, "critical", vNew, true, closed, shut)
-		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 		e.healthy(t, ns, "agent")
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 		e.waitImage(t, ns, "agent", false, im.pinned(vNew), waitLong)
 		e.event(t, ns, "agent", kube.EventUpdating, "CriticalUpdate", waitLong)
 	})
@@ -744,8 +744,8 @@ func TestUpdater(t *testing.T) {
 	for _, tt := range refused {
 		t.Run(tt.scenario+", the workload unchanged, an Event emitted", func(t *testing.T) {
 			ns, ch, gr := setup(t, tt.name, tt.version, false, open, openD)
-			e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 			e.healthy(t, ns, "agent")
+			e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr)})
 			obj := e.waitDecision(t, ns, "agent", false, waitLong, "a refusal", func(s *kube.Status) bool {
 				return s.Outcome == kube.OutcomeRefused
 			})
@@ -763,8 +763,8 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("lowering the channel downgrades the workload", func(t *testing.T) {
 		ns, ch, gr := setup(t, "lowered", vNewer, false, open, openD)
-		e.create(t, workload{ns: ns, name: "agent", image: im.pinned(vNewer), annotations: ann(ch, gr)})
 		e.healthy(t, ns, "agent")
+		e.create(t, workload{ns: ns, name: "agent", image: im.pinned(vNewer), annotations: ann(ch, gr)})
 		e.waitDecision(t, ns, "agent", false, waitLong, "on target", func(s *kube.Status) bool { return s.Reason == "AlreadyOnTarget" })
 		e.fleet.setChannel(t, ch, vNew, false)
 		e.waitImage(t, ns, "agent", false, im.pinned(vNew), waitLong)
@@ -772,9 +772,9 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("a failed rollout restores the previous image and skips the version; raising the channel rolls forward", func(t *testing.T) {
 		ns, ch, gr := setup(t, "failed", vBad, false, open, openD)
+		e.healthy(t, ns, "agent")
 		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: ann(ch, gr),
 			labels: map[string]string{kube.LabelManaged: "true", labelRollout: "hang"}})
-		e.healthy(t, ns, "agent")
 		e.waitImage(t, ns, "agent", false, im.pinned(vBad), waitLong)
 		obj := e.waitImage(t, ns, "agent", false, im.repo+":"+vOld, waitLong)
 		var skipped []apply.Skip
@@ -829,8 +829,8 @@ func TestUpdater(t *testing.T) {
 
 	t.Run("a workload with neither channel nor group is left alone and told which annotation to set", func(t *testing.T) {
 		ns, _, _ := setup(t, "nochannel", vNew, false, open, openD)
-		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationContainer: "agent"}})
 		e.healthy(t, ns, "agent")
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationContainer: "agent"}})
 		e.event(t, ns, "agent", kube.EventInvalidConfig, "set "+kube.AnnotationChannel+" (the release channel to follow, e.g. stable/cloud) or "+kube.AnnotationGroup, waitLong)
 		obj := e.waitDecision(t, ns, "agent", false, waitLong, "a failed pass recorded", func(s *kube.Status) bool {
 			return s.Outcome == kube.OutcomeFailed && s.OutcomeReason == "InvalidConfig"
@@ -844,11 +844,11 @@ func TestUpdater(t *testing.T) {
 		ns, ch, gr := setup(t, "skip", vNew, false, open, openD)
 		a := ann(ch, gr)
 		a[kube.AnnotationSkipReconcile] = "true"
-		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: a})
 		e.healthy(t, ns, "agent")
+		e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: a})
 		// A workload beside it, on the same channel, proves passes happen.
-		e.create(t, workload{ns: ns, name: "control", version: vOld, annotations: ann(ch, gr)})
 		e.healthy(t, ns, "control")
+		e.create(t, workload{ns: ns, name: "control", version: vOld, annotations: ann(ch, gr)})
 		e.waitImage(t, ns, "control", false, im.pinned(vNew), waitLong)
 		time.Sleep(2 * time.Second)
 		obj := e.getObj(t, ns, "agent", false)
@@ -887,8 +887,8 @@ func TestTwoReplicasOneLeader(t *testing.T) {
 		})
 	}
 
-	e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationChannel: "c-leader", kube.AnnotationGroup: "g-leader"}})
 	e.healthy(t, ns, "agent")
+	e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationChannel: "c-leader", kube.AnnotationGroup: "g-leader"}})
 	e.waitImage(t, ns, "agent", false, e.images.pinned(vNew), waitLong)
 	e.event(t, ns, "agent", kube.EventUpdated, "rolled out", waitLong)
 	code, metrics := httpGet(t, "http://"+o1.MetricsBindAddress+"/metrics")
@@ -1037,8 +1037,8 @@ func TestConverge200(t *testing.T) {
 	ann := map[string]string{kube.AnnotationChannel: "c-perf", kube.AnnotationGroup: "g-perf"}
 	for i := range n {
 		name := fmt.Sprintf("agent-%03d", i)
-		e.create(t, workload{ns: ns, name: name, image: e.images.pinned(vOld), annotations: ann})
 		e.healthy(t, ns, name)
+		e.create(t, workload{ns: ns, name: name, image: e.images.pinned(vOld), annotations: ann})
 	}
 
 	counter := &requestCounter{counts: map[string]int{}}
@@ -1163,8 +1163,8 @@ func TestSavedScheduleAfterRestart(t *testing.T) {
 	e.fleet.setGroup(t, "g-r", "c-r", closed, shut)
 	o := e.options(t)
 	_, stop := e.start(t, e.cfg, o)
-	e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationChannel: "c-r", kube.AnnotationGroup: "g-r"}})
 	e.healthy(t, ns, "agent")
+	e.create(t, workload{ns: ns, name: "agent", version: vOld, annotations: map[string]string{kube.AnnotationChannel: "c-r", kube.AnnotationGroup: "g-r"}})
 	obj := e.waitDecision(t, ns, "agent", false, waitLong, "a Wait decision", func(s *kube.Status) bool { return s.Reason == "OutsideWindow" })
 	next := lastDecision(t, obj).NextWindow
 	stop()
