@@ -290,37 +290,37 @@ func (h *handler) groupList(w http.ResponseWriter, r *http.Request) int {
 // groupDetail answers one group's document, which names its channel: a
 // Kubernetes workload annotated with a group alone follows that channel.
 func (h *handler) groupDetail(w http.ResponseWriter, r *http.Request, name string) int {
-	if !readMethod(w, r) {
-		return http.StatusMethodNotAllowed
-	}
-	t := h.tables()
-	if t == nil {
-		return notReady(w)
-	}
-	e := t.groups[name]
+	e, code := h.group(w, r, name)
 	if e == nil {
-		if !validName(name, false) {
-			return badRequest(w, fmt.Sprintf("%q is not a group name", name))
-		}
-		return notFound(w, fmt.Sprintf("unknown group %q", name))
+		return code
 	}
 	return writeBody(w, r, hJSON, e.detailETag, e.view.JSON)
 }
 
-func (h *handler) schedule(w http.ResponseWriter, r *http.Request, name string) int {
+// group finds a served group for a read request, or answers the request
+// (405, 503, 400 or 404) and returns its status code.
+func (h *handler) group(w http.ResponseWriter, r *http.Request, name string) (*groupEntry, int) {
 	if !readMethod(w, r) {
-		return http.StatusMethodNotAllowed
+		return nil, http.StatusMethodNotAllowed
 	}
 	t := h.tables()
 	if t == nil {
-		return notReady(w)
+		return nil, notReady(w)
 	}
 	e := t.groups[name]
 	if e == nil {
 		if !validName(name, false) {
-			return badRequest(w, fmt.Sprintf("%q is not a group name", name))
+			return nil, badRequest(w, fmt.Sprintf("%q is not a group name", name))
 		}
-		return notFound(w, fmt.Sprintf("unknown group %q", name))
+		return nil, notFound(w, fmt.Sprintf("unknown group %q", name))
+	}
+	return e, 0
+}
+
+func (h *handler) schedule(w http.ResponseWriter, r *http.Request, name string) int {
+	e, code := h.group(w, r, name)
+	if e == nil {
+		return code
 	}
 	format := ""
 	if r.URL.RawQuery != "" {
