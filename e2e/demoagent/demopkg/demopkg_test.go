@@ -135,32 +135,4 @@ func TestBuildPackages(t *testing.T) {
 			t.Fatalf("Add of an unbuilt version = %v, want an error naming it and the built ones", err)
 		}
 	})
-
-	t.Run("an rpm-md repository serves signed metadata", func(t *testing.T) {
-		r := p.ServeRPMT(t)
-		repomd := fetch(t, r.URL+"repodata/repomd.xml")
-		d := t.TempDir()
-		os.WriteFile(filepath.Join(d, "repomd.xml"), []byte(repomd), 0o644)
-		os.WriteFile(filepath.Join(d, "repomd.xml.asc"), []byte(fetch(t, r.URL+"repodata/repomd.xml.asc")), 0o644)
-		os.WriteFile(filepath.Join(d, "k.asc"), r.PubKey, 0o644)
-		output(t, "gpg", "--batch", "--homedir", d, "--import", filepath.Join(d, "k.asc"))
-		output(t, "gpg", "--batch", "--homedir", d, "--verify", filepath.Join(d, "repomd.xml.asc"), filepath.Join(d, "repomd.xml"))
-		exec.Command("gpgconf", "--homedir", d, "--kill", "all").Run()
-		for _, v := range DefaultVersions {
-			if _, err := os.Stat(filepath.Join(r.Dir, "demo-agent-"+v+"-1."+rpmArch()+".rpm")); err != nil {
-				t.Errorf("version %s not in the repository: %v", v, err)
-			}
-		}
-	})
-}
-
-func rpmArch() string {
-	return strings.TrimSpace(string(must(exec.Command("rpm", "--eval", "%{_arch}").Output())))
-}
-
-func must(b []byte, err error) []byte {
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

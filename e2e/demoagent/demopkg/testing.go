@@ -48,16 +48,4 @@ func (p *Packages) ServeAptT(t testing.TB, versions ...string) *AptRepo {
 	return r
 }
 
-// ServeRPMT is ServeRPM into a new temporary folder, failing t on error,
-// with the server's Close registered as cleanup.
-func (p *Packages) ServeRPMT(t testing.TB, versions ...string) *RPMRepo {
-	t.Helper()
-	r, err := p.ServeRPM(context.Background(), t.TempDir(), versions...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
 func keys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
