@@ -84,6 +84,20 @@ func newServerCache(srv VersionServer, ttl time.Duration, now func() time.Time) 
 		groupChannels: map[string]*cacheEntry[GroupChannelInfo]{}}
 }
 
+// refresh replaces the entry's value with a fresh fetch, unless ctx ended
+// during it, and reports whether a value seen before has changed.
+func (e *cacheEntry[T]) refresh(ctx context.Context, now time.Time, fetch func() T, same func(a, b T) bool) (changed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old, had := e.val, !e.at.IsZero()
+	v := fetch()
+	if ctx.Err() != nil {
+		return false
+	}
+	e.val, e.at = v, now
+	return had && !same(old, v)
+}
+
 func entry[T any](c *serverCache, m map[string]*cacheEntry[T], key string, now time.Time) *cacheEntry[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -171,45 +185,27 @@ func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channe
 	now := c.now()
 	chNames, grNames, gcNames := c.live(now, forget)
 	for _, name := range chNames {
-		e := entry(c, c.channels, name, time.Time{})
-		e.mu.Lock()
-		old, had := e.val, !e.at.IsZero()
-		v := c.fetchChannel(ctx, name)
-		if ctx.Err() == nil {
-			e.val, e.at = v, now
-			if had && !old.same(v) {
-				channels = append(channels, name)
-			}
+		if entry(c, c.channels, name, time.Time{}).refresh(ctx, now, func() ChannelInfo {
+			return c.fetchChannel(ctx, name)
+		}, ChannelInfo.same) {
+			channels = append(channels, name)
 		}
-		e.mu.Unlock()
 	}
 	for _, name := range grNames {
-		e := entry(c, c.groups, name, time.Time{})
-		e.mu.Lock()
-		old, had := e.val, !e.at.IsZero()
-		ws, err := c.srv.Schedule(ctx, name)
-		if ctx.Err() == nil {
-			v := GroupInfo{Windows: ws, Err: err, At: now}
-			e.val, e.at = v, now
-			if had && !old.same(v) {
-				groups = append(groups, name)
-			}
+		if entry(c, c.groups, name, time.Time{}).refresh(ctx, now, func() GroupInfo {
+			ws, err := c.srv.Schedule(ctx, name)
+			return GroupInfo{Windows: ws, Err: err, At: now}
+		}, GroupInfo.same) {
+			groups = append(groups, name)
 		}
-		e.mu.Unlock()
 	}
 	for _, name := range gcNames {
-		e := entry(c, c.groupChannels, name, time.Time{})
-		e.mu.Lock()
-		old, had := e.val, !e.at.IsZero()
-		ch, err := c.srv.GroupChannel(ctx, name)
-		if ctx.Err() == nil {
-			v := GroupChannelInfo{Channel: ch, Err: err, At: now}
-			e.val, e.at = v, now
-			if had && !old.same(v) && !slices.Contains(groups, name) {
-				groups = append(groups, name)
-			}
+		if entry(c, c.groupChannels, name, time.Time{}).refresh(ctx, now, func() GroupChannelInfo {
+			ch, err := c.srv.GroupChannel(ctx, name)
+			return GroupChannelInfo{Channel: ch, Err: err, At: now}
+		}, GroupChannelInfo.same) && !slices.Contains(groups, name) {
+			groups = append(groups, name)
 		}
-		e.mu.Unlock()
 	}
 	slices.Sort(groups)
 	return channels, groups
