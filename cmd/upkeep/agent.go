@@ -20,6 +20,7 @@ import (
 	"upkeep.dev/upkeep/installers/dnf"
 	"upkeep.dev/upkeep/installers/zypper"
 	"upkeep.dev/upkeep/reconcile/apply"
+	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/hostupdater"
 	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/sources/versionclient"
@@ -222,12 +223,8 @@ func agentSchedule(cfg *hostupdater.Config, now time.Time) schedule.Schedule {
 
 func printAgentStatus(w io.Writer, output string, cfg *hostupdater.Config, st apply.State, j *apply.Journal, sched schedule.Schedule, now time.Time) error {
 	var next *time.Time
-	for _, win := range sched.Windows {
-		if win.End.After(now) {
-			start := win.Start
-			next = &start
-			break
-		}
+	if win, ok := calendar.Upcoming(sched.Windows, now); ok {
+		next = &win.Start
 	}
 	if output == "json" {
 		enc := json.NewEncoder(w)

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"upkeep.dev/upkeep/reconcile/apply"
+	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/report"
 )
 
@@ -37,12 +38,8 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 	} else if p.TargetErr != nil {
 		r.LastError = p.TargetErr.Error()
 	}
-	for _, w := range p.Schedule.Windows {
-		if w.End.After(p.At) {
-			start := w.Start
-			r.NextWindow = &start
-			break
-		}
+	if w, ok := calendar.Upcoming(p.Schedule.Windows, p.At); ok {
+		r.NextWindow = &w.Start
 	}
 	return r
 }
