@@ -6,6 +6,8 @@ package spec
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -88,8 +90,70 @@ type Channel struct {
 	Version      string // pinned version, without a leading "v"; "" when following
 	Follow       string // FollowControlPlane, or ""
 	Critical     bool
-	Pos          Position
+	// Rollout is how a new version reaches the channel's groups; nil
+	// serves it to every agent at once.
+	Rollout *Rollout
+	Pos     Position
 }
+
+// Rollout orders the stages a channel's new version goes through.
+type Rollout struct {
+	Stages []Stage
+	// Resume, when set, resumes a rollout of this channel halted before it.
+	Resume time.Time
+	Pos    Position
+}
+
+// Stage is one step of a rollout: some groups, canaries first.
+type Stage struct {
+	Groups []string
+	// Canaries is how many of the stage's agents get the version first
+	// (a count, or a percent of the stage's agents); zero: none.
+	Canaries Quantity
+	// BakeTime is how long updated agents must stay healthy before the
+	// next step; critical updates skip it.
+	BakeTime time.Duration
+	// SuccessThreshold is how many of a step's live agents must run the
+	// version healthy before it bakes (default 100%).
+	SuccessThreshold Quantity
+	// FailureThreshold is how many rolled-back or unhealthy-after-update
+	// agents halt the rollout (default 1).
+	FailureThreshold Quantity
+	Pos              Position
+}
+
+// Quantity is a count ("3") or a percent ("10%") of some agents.
+type Quantity struct {
+	Count   int
+	Percent float64 // used when IsPercent
+	// IsPercent says Percent applies; the zero Quantity is the count 0.
+	IsPercent bool
+}
+
+// Of is q applied to n agents: a percent rounds up, so "10%" of 3 is 1,
+// and never exceeds n.
+func (q Quantity) Of(n int) int {
+	v := q.Count
+	if q.IsPercent {
+		v = int(math.Ceil(q.Percent * float64(n) / 100))
+	}
+	return min(v, n)
+}
+
+func (q Quantity) String() string {
+	if q.IsPercent {
+		return strconv.FormatFloat(q.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.Itoa(q.Count)
+}
+
+// IsZero says q is the count 0 (unset).
+func (q Quantity) IsZero() bool { return !q.IsPercent && q.Count == 0 }
+
+// GroupChannelPrefix starts the group-scoped channel name that Teleport's
+// own updaters use to ask for a group's version ("group/eu-prod");
+// fleet channel names may not start with it.
+const GroupChannelPrefix = "group/"
 
 // Group is a set of agents that share a channel and a maintenance schedule.
 type Group struct {
@@ -104,7 +168,10 @@ type Group struct {
 	UpdateDuration time.Duration
 	// Order places the group in the rollout among groups (lower first).
 	Order int
-	Pos   Position
+	// MaxConcurrent bounds how many of the group's agents may update at
+	// once (a count or a percent of its agents); zero: unlimited.
+	MaxConcurrent Quantity
+	Pos           Position
 }
 
 // DefaultUpdateDuration applies when a group does not say how long an update takes.
