@@ -82,6 +82,9 @@ type Report struct {
 	Message string `json:"message"`
 	// LastError is what stopped the pass or failed in it, "" when none.
 	LastError string `json:"lastError,omitempty"`
+	// Outcome is how the pass's update ended: "updated", "rolledBack",
+	// "failed", or "" when it attempted none.
+	Outcome string `json:"outcome,omitempty"`
 	// NextWindow is the start of the next maintenance window, if known.
 	NextWindow     *time.Time `json:"nextWindow,omitempty"`
 	UpdaterVersion string     `json:"updaterVersion"` // upkeep's own version
@@ -211,6 +214,11 @@ func (r *Report) Validate() error {
 	}
 	checkText(bad, "message", r.Message, MaxMessageLength)
 	checkText(bad, "lastError", r.LastError, MaxErrorLength)
+	switch r.Outcome {
+	case "", "updated", "rolledBack", "failed":
+	default:
+		bad("outcome", "%s: want \"updated\", \"rolledBack\", \"failed\" or empty", quote(r.Outcome))
+	}
 
 	if r.NextWindow != nil {
 		checkTime(bad, "nextWindow", *r.NextWindow)
