@@ -40,6 +40,7 @@ const (
 // carry them.
 const (
 	RuleTargetUnknown    = "TargetUnknown"
+	RuleRolloutHeld      = "RolloutHeld"
 	RuleUpToDate         = "UpToDate"
 	RuleSkipped          = "Skipped"
 	RuleControlPlane     = "ControlPlaneBounds"
@@ -49,6 +50,10 @@ const (
 	RuleScheduleUnusable = "ScheduleUnusable"
 	RuleInWindow         = "InWindow"
 	RuleWaitForWindow    = "WaitForWindow"
+	// RuleConcurrencyLimit is not in the chain: it turns the chain's Update
+	// into a Wait when the group's concurrency lease was refused (see
+	// DecisionInput.Lease), so it is always the last name of RuleNames.
+	RuleConcurrencyLimit = "ConcurrencyLimit"
 )
 
 // Reasons a schedule is unusable (see Schedule.Unusable).
@@ -102,7 +107,56 @@ func (d Decision) LogValue() slog.Value {
 type Target struct {
 	Version string // as served; a leading "v" is fine
 	Err     error  // non-nil when the version could not be fetched
+	// Held is set when the server answered Version (the rollout's
+	// fromVersion) but holds this agent back from a rollout in progress
+	// (the Upkeep-Rollout header); nil from Teleport's servers and for
+	// agents the rollout has reached.
+	Held *RolloutHold
 }
+
+// RolloutHold is the version server's account of why this agent does not
+// get the version rolling out on its channel yet.
+type RolloutHold struct {
+	Version string // the version rolling out
+	State   string // the rollout's state: Canary, Baking, Active, Halted, ...
+	Stage   int    // the rollout's current stage, as the server numbers it
+	Reason  string // CamelCase, e.g. NotCanary or StageNotReached; may be empty
+}
+
+// LeaseState is the answer to an updater's request for a concurrency lease.
+type LeaseState int
+
+const (
+	// LeaseNotAsked: no lease was asked (the zero value): the chain's
+	// decision stands. Updaters ask only when the chain says Update.
+	LeaseNotAsked LeaseState = iota
+	// LeaseGranted: the agent holds a place among its group's updating agents.
+	LeaseGranted
+	// LeaseUnsupported: the server keeps no leases (reports off, an older
+	// or a Teleport server); the update goes ahead without one.
+	LeaseUnsupported
+	// LeaseRefused: the group already has its maxConcurrent agents updating.
+	LeaseRefused
+	// LeaseFailed: the server could not be asked; the update waits, since
+	// going ahead could break the group's maxConcurrent.
+	LeaseFailed
+)
+
+// Lease is the concurrency lease an updater asked for before updating.
+type Lease struct {
+	State   LeaseState
+	Group   string // the group asked for; "" for agents without one
+	Holders int    // agents of the group holding a lease (when refused)
+	Max     int    // the group's maxConcurrent (when refused)
+	// RetryAt is when the earliest holder's lease expires (when refused);
+	// zero when unknown.
+	RetryAt time.Time
+	Err     error // why the server could not be asked (LeaseFailed)
+}
+
+// DefaultLeaseRecheck is how soon to ask again for a lease that could not be
+// asked, or was refused without a retry time.
+const DefaultLeaseRecheck = time.Minute
 
 // Critical is whether the version server marks the update critical.
 type Critical int
@@ -193,6 +247,11 @@ type DecisionInput struct {
 	// ScheduleRecheck is how soon to look again at an unusable schedule;
 	// 0 means DefaultScheduleRecheck.
 	ScheduleRecheck time.Duration
+	// Lease is the answer to the concurrency lease asked because the chain
+	// said Update; the zero value (LeaseNotAsked) changes nothing. Updaters
+	// decide, ask for a lease only when the decision is Update, then decide
+	// again with the answer here (ConcurrencyLimit).
+	Lease Lease
 }
 
 // facts are the input with versions parsed and defaults applied, computed
@@ -219,6 +278,7 @@ type rule struct {
 // chain is the decision, in order. Its last rule always settles.
 var chain = [...]rule{
 	{RuleTargetUnknown, targetUnknown},
+	{RuleRolloutHeld, rolloutHeld},
 	{RuleUpToDate, upToDate},
 	{RuleSkipped, skipped},
 	{RuleControlPlane, outsideBounds},
@@ -230,13 +290,14 @@ var chain = [...]rule{
 	{RuleWaitForWindow, waitForWindow},
 }
 
-// RuleNames returns the names of the rules in the order Decide tries them.
+// RuleNames returns the names of the rules in the order Decide tries them:
+// the chain, then RuleConcurrencyLimit, which only ever replaces an Update.
 func RuleNames() []string {
-	names := make([]string, len(chain))
-	for i, r := range chain {
-		names[i] = r.name
+	names := make([]string, 0, len(chain)+1)
+	for _, r := range chain {
+		names = append(names, r.name)
 	}
-	return names
+	return append(names, RuleConcurrencyLimit)
 }
 
 // Decide runs the chain and returns the first decision a rule settles on.
@@ -272,10 +333,81 @@ func Decide(in DecisionInput) Decision {
 	for _, r := range chain {
 		if ok, d := r.check(&f); ok {
 			d.Rule = r.name
+			if d.Action == ActionUpdate {
+				if ok, ld := concurrencyLimit(&f); ok {
+					ld.Rule = RuleConcurrencyLimit
+					return ld
+				}
+			}
 			return d
 		}
 	}
 	panic("reconcile: the decision chain's last rule did not settle")
+}
+
+// rolloutHeld: the server holds this agent back from a rollout. It settles
+// (Wait) when the agent already runs what it is answered, so "why is this
+// agent not on 17.4.0?" names the rollout rather than UpToDate, and when the
+// agent already runs the version rolling out (a canary of a halted rollout,
+// say): the answer is the version before it, and agents already on the new
+// one are never downgraded by a hold. An agent on some third version passes
+// on to the chain, which moves it to the answered version as usual.
+func rolloutHeld(f *facts) (bool, Decision) {
+	h := f.in.Target.Held
+	if h == nil {
+		return false, Decision{}
+	}
+	hv := parseVersion(h.Version)
+	rolling := strings.TrimPrefix(h.Version, "v")
+	if hv != nil {
+		rolling = hv.String()
+	}
+	where := fmt.Sprintf("%s is rolling out (state %s, stage %d)", rolling, h.State, h.Stage)
+	reason := h.Reason
+	if reason == "" {
+		reason = "HeldByRollout"
+	}
+	switch {
+	case f.current != nil && hv != nil && f.current.Equal(hv):
+		return true, Decision{Action: ActionWait, Reason: "AlreadyOnRolloutVersion",
+			Message: fmt.Sprintf("%s and this agent already runs it; the server answers %s to agents the rollout has not reached (%s), and a hold never downgrades",
+				where, f.targetText(), reason)}
+	case f.none:
+		return true, Decision{Action: ActionWait, Reason: reason,
+			Message: fmt.Sprintf("%s; this agent is held back (%s) and the channel offers no version before it; leaving %s alone",
+				where, reason, f.currentText())}
+	case f.current != nil && f.current.Equal(f.target):
+		return true, Decision{Action: ActionWait, Reason: reason,
+			Message: fmt.Sprintf("%s; this agent is held back (%s) and stays on %s until the rollout reaches it",
+				where, reason, f.targetStr)}
+	}
+	return false, Decision{}
+}
+
+// concurrencyLimit replaces an Update when the group's lease was refused or
+// could not be asked: at most maxConcurrent agents of a group update at once.
+func concurrencyLimit(f *facts) (bool, Decision) {
+	l := f.in.Lease
+	group, has := fmt.Sprintf("group %q", l.Group), "has"
+	if l.Group == "" {
+		group, has = "the agents without a group", "have"
+	}
+	switch l.State {
+	case LeaseRefused:
+		at := l.RetryAt
+		if !at.After(f.in.Now) {
+			at = f.in.Now.Add(DefaultLeaseRecheck)
+		}
+		return true, Decision{Action: ActionWait, Reason: "MaxConcurrentReached", RecheckAt: at,
+			Message: fmt.Sprintf("update from %s to %s waits for a place: %s %s %d of %d agents updating (maxConcurrent); asking again at %s",
+				f.currentText(), f.targetText(), group, has, l.Holders, l.Max, stamp(at))}
+	case LeaseFailed:
+		at := f.in.Now.Add(DefaultLeaseRecheck)
+		return true, Decision{Action: ActionWait, Reason: "LeaseUnavailable", RecheckAt: at,
+			Message: fmt.Sprintf("update from %s to %s waits: the concurrency lease for %s could not be asked (%v), and updating without it could break the group's maxConcurrent; asking again at %s",
+				f.currentText(), f.targetText(), group, l.Err, stamp(at))}
+	}
+	return false, Decision{}
 }
 
 // targetUnknown keeps the current version when there is no usable target:
@@ -425,6 +557,16 @@ func waitForWindow(f *facts) (bool, Decision) {
 	return true, Decision{Action: ActionWait, Reason: "OutsideWindow", RecheckAt: f.fit.Start,
 		Message: fmt.Sprintf("outside maintenance windows; waiting for the window at %s to update from %s to %s",
 			stamp(f.fit.Start), f.currentText(), f.targetStr)}
+}
+
+func (f *facts) targetText() string {
+	if f.none {
+		return spec.NoVersion
+	}
+	if f.target == nil {
+		return fmt.Sprintf("%q", f.in.Target.Version)
+	}
+	return f.targetStr
 }
 
 func (f *facts) currentText() string {

@@ -72,6 +72,58 @@ func TestDecide(t *testing.T) {
 			action:   ActionKeep, rule: RuleTargetUnknown, reason: "TargetNotSemver",
 			message: `the target "latest" is not a semantic version`,
 		},
+		// RolloutHeld
+		{
+			scenario: "an agent on the version it is answered, held back by a canary step, waits and names the rollout",
+			edit: func(in *DecisionInput) {
+				in.Current = "17.1.1"
+				in.Target.Held = &RolloutHold{Version: "17.4.0", State: "Canary", Stage: 1, Reason: "NotCanary"}
+			},
+			action: ActionWait, rule: RuleRolloutHeld, reason: "NotCanary",
+			message: "17.4.0 is rolling out (state Canary, stage 1); this agent is held back (NotCanary) and stays on 17.1.1 until the rollout reaches it",
+		},
+		{
+			scenario: "a hold beats a critical flag and an unhealthy agent: the server's answer is the version before the rollout",
+			edit: func(in *DecisionInput) {
+				in.Current, in.Critical, in.Health = "17.1.1", CriticalYes, Unhealthy
+				in.Target.Held = &RolloutHold{Version: "v17.4.0", State: "Halted", Stage: 0, Reason: "RolloutHalted"}
+			},
+			action: ActionWait, rule: RuleRolloutHeld, reason: "RolloutHalted",
+			message: "17.4.0 is rolling out (state Halted, stage 0)",
+		},
+		{
+			scenario: "an agent already on the version rolling out is not downgraded by a hold",
+			edit: func(in *DecisionInput) {
+				in.Current, in.Schedule = "17.4.0", inside
+				in.Target.Held = &RolloutHold{Version: "17.4.0", State: "Halted", Stage: 0, Reason: "RolloutHalted"}
+			},
+			action: ActionWait, rule: RuleRolloutHeld, reason: "AlreadyOnRolloutVersion",
+			message: "already runs it; the server answers 17.1.1 to agents the rollout has not reached (RolloutHalted), and a hold never downgrades",
+		},
+		{
+			scenario: "a held agent offered no version before the rollout is left alone, with the rollout named",
+			edit: func(in *DecisionInput) {
+				in.Target = Target{Version: spec.NoVersion, Held: &RolloutHold{Version: "17.4.0", State: "Canary", Stage: 0}}
+			},
+			action: ActionWait, rule: RuleRolloutHeld, reason: "HeldByRollout",
+			message: "offers no version before it",
+		},
+		{
+			scenario: "a held agent on an older version still moves to the version it is answered, by the usual rules",
+			edit: func(in *DecisionInput) {
+				in.Schedule = inside
+				in.Target.Held = &RolloutHold{Version: "17.4.0", State: "Canary", Stage: 1, Reason: "NotCanary"}
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+			message: "updating from 17.1.0 to 17.1.1",
+		},
+		{
+			scenario: "a hold does not beat an unknown target",
+			edit: func(in *DecisionInput) {
+				in.Target = Target{Err: errors.New("timeout"), Held: &RolloutHold{Version: "17.4.0", State: "Canary"}}
+			},
+			action: ActionKeep, rule: RuleTargetUnknown, reason: "TargetFetchFailed",
+		},
 		// UpToDate
 		{
 			scenario: "a channel offering none leaves the agent alone, even when unhealthy",
@@ -323,6 +375,63 @@ func TestDecide(t *testing.T) {
 			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
 			message: "updating from 17.2.0 to 17.1.1",
 		},
+		// ConcurrencyLimit
+		{
+			scenario: "an update inside a window whose group is at maxConcurrent waits until the earliest lease expires",
+			edit: func(in *DecisionInput) {
+				in.Schedule = inside
+				in.Lease = Lease{State: LeaseRefused, Group: "eu-prod", Holders: 5, Max: 5, RetryAt: now.Add(7 * time.Minute)}
+			},
+			action: ActionWait, rule: RuleConcurrencyLimit, reason: "MaxConcurrentReached", recheck: now.Add(7 * time.Minute),
+			message: `update from 17.1.0 to 17.1.1 waits for a place: group "eu-prod" has 5 of 5 agents updating (maxConcurrent); asking again at 2026-06-02T14:07:00Z`,
+		},
+		{
+			scenario: "a critical update is held by the concurrency limit too",
+			edit: func(in *DecisionInput) {
+				in.Critical = CriticalYes
+				in.Lease = Lease{State: LeaseRefused, Holders: 2, Max: 2}
+			},
+			action: ActionWait, rule: RuleConcurrencyLimit, reason: "MaxConcurrentReached", recheck: now.Add(DefaultLeaseRecheck),
+			message: "the agents without a group have 2 of 2 agents updating",
+		},
+		{
+			scenario: "a refusal whose retry time has passed asks again after the default recheck",
+			edit: func(in *DecisionInput) {
+				in.Health = Unhealthy
+				in.Lease = Lease{State: LeaseRefused, Group: "eu", Holders: 1, Max: 1, RetryAt: now.Add(-time.Second)}
+			},
+			action: ActionWait, rule: RuleConcurrencyLimit, reason: "MaxConcurrentReached", recheck: now.Add(DefaultLeaseRecheck),
+		},
+		{
+			scenario: "a lease that could not be asked holds the update back rather than risk the limit",
+			edit: func(in *DecisionInput) {
+				in.Schedule = inside
+				in.Lease = Lease{State: LeaseFailed, Group: "eu", Err: errors.New("POST /v1/leases: status 503")}
+			},
+			action: ActionWait, rule: RuleConcurrencyLimit, reason: "LeaseUnavailable", recheck: now.Add(DefaultLeaseRecheck),
+			message: `the concurrency lease for group "eu" could not be asked (POST /v1/leases: status 503)`,
+		},
+		{
+			scenario: "a granted lease lets the update go ahead",
+			edit: func(in *DecisionInput) {
+				in.Schedule, in.Lease = inside, Lease{State: LeaseGranted, Group: "eu"}
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		{
+			scenario: "a server without leases lets the update go ahead",
+			edit: func(in *DecisionInput) {
+				in.Schedule, in.Lease = inside, Lease{State: LeaseUnsupported}
+			},
+			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		{
+			scenario: "a refused lease changes nothing when the chain does not say Update",
+			edit: func(in *DecisionInput) {
+				in.Lease = Lease{State: LeaseRefused, Group: "eu", Holders: 3, Max: 3}
+			},
+			action: ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(12),
+		},
 		// WaitForWindow
 		{
 			scenario: "outside the window a healthy agent waits for the next window's start",
@@ -407,8 +516,8 @@ func TestScheduleUnusable(t *testing.T) {
 }
 
 func TestRuleNamesAreInChainOrder(t *testing.T) {
-	want := []string{RuleTargetUnknown, RuleUpToDate, RuleSkipped, RuleControlPlane, RuleCritical,
-		RuleUnhealthy, RuleFrozen, RuleScheduleUnusable, RuleInWindow, RuleWaitForWindow}
+	want := []string{RuleTargetUnknown, RuleRolloutHeld, RuleUpToDate, RuleSkipped, RuleControlPlane, RuleCritical,
+		RuleUnhealthy, RuleFrozen, RuleScheduleUnusable, RuleInWindow, RuleWaitForWindow, RuleConcurrencyLimit}
 	if got := RuleNames(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("got %v, want %v", got, want)
 	}
