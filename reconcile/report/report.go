@@ -35,6 +35,15 @@ const (
 	HealthStale = "stale"
 )
 
+// Outcomes of a pass's update (Report.Outcome); "" when it attempted none.
+const (
+	OutcomeUpdated    = "updated"    // the target is installed and settled healthy
+	OutcomeRolledBack = "rolledBack" // the target proved bad; the previous version is back
+	// OutcomeFailed: the update did not happen (an install refused, nothing
+	// to restore) or its rollback failed too.
+	OutcomeFailed = "failed"
+)
+
 // NoVersion is the target of a channel that offers no version (spec.NoVersion).
 const NoVersion = "none"
 
@@ -215,9 +224,9 @@ func (r *Report) Validate() error {
 	checkText(bad, "message", r.Message, MaxMessageLength)
 	checkText(bad, "lastError", r.LastError, MaxErrorLength)
 	switch r.Outcome {
-	case "", "updated", "rolledBack", "failed":
+	case "", OutcomeUpdated, OutcomeRolledBack, OutcomeFailed:
 	default:
-		bad("outcome", "%s: want \"updated\", \"rolledBack\", \"failed\" or empty", quote(r.Outcome))
+		bad("outcome", "%s: want %q, %q, %q or empty (no update attempted)", quote(r.Outcome), OutcomeUpdated, OutcomeRolledBack, OutcomeFailed)
 	}
 
 	if r.NextWindow != nil {

@@ -85,11 +85,19 @@ func TestValidate(t *testing.T) {
 		{scenario: "an overlong message is refused", change: func(r *report.Report) { r.Message = strings.Repeat("x", 2049) }, fields: []string{"message"}},
 		{scenario: "a message may span lines", change: func(r *report.Report) { r.Message = "line one\n\tline two" }},
 		{scenario: "an escape sequence in an error is refused", change: func(r *report.Report) { r.LastError = "\x1b[2J" }, fields: []string{"lastError"}},
+		{scenario: "a rolled-back update is an outcome", change: func(r *report.Report) { r.Outcome = "rolledBack" }},
+		{scenario: "an unknown outcome is refused", change: func(r *report.Report) { r.Outcome = "exploded" }, fields: []string{"outcome"}},
 		{scenario: "invalid UTF-8 in a message is refused", change: func(r *report.Report) { r.Message = "\xff" }, fields: []string{"message"}},
 		{scenario: "a zero next window is refused", change: func(r *report.Report) { r.NextWindow = &time.Time{} }, fields: []string{"nextWindow"}},
 		{scenario: "a time from an unset clock is refused", change: func(r *report.Report) {
 			r.Time = time.Unix(0, 0)
 		}, fields: []string{"time"}},
+		{scenario: "a rolled-back update is a valid outcome", change: func(r *report.Report) { r.Outcome = report.OutcomeRolledBack }},
+		{scenario: "an outcome outside the wire's words is refused", change: func(r *report.Report) { r.Outcome = "RolledBack" }, fields: []string{"outcome"}},
+		{scenario: "a decision by the concurrency limit is valid", change: func(r *report.Report) {
+			r.Rule, r.Reason = reconcile.RuleConcurrencyLimit, "MaxConcurrentReached"
+		}},
+		{scenario: "a decision by a rollout hold is valid", change: func(r *report.Report) { r.Rule, r.Reason = reconcile.RuleRolloutHeld, "NotCanary" }},
 		{scenario: "an updater version with a space is refused", change: func(r *report.Report) { r.UpdaterVersion = "1.4 beta" }, fields: []string{"updaterVersion"}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
@@ -202,7 +210,7 @@ func TestWireMatchesReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := hostReport()
-	r.LastError, r.Workload = "e", "w" // omitempty fields, so they appear
+	r.LastError, r.Workload, r.Outcome = "e", "w", "updated" // omitempty fields, so they appear
 	b, _ = json.Marshal(r)
 	_ = json.Unmarshal(b, &m)
 	want := reflect.TypeFor[report.Report]().NumField()
