@@ -30,6 +30,7 @@ type wireReport struct {
 	Reason         string  `json:"reason"`
 	Message        string  `json:"message"`
 	LastError      string  `json:"lastError,omitempty"`
+	Outcome        string  `json:"outcome,omitempty"`
 	NextWindow     *string `json:"nextWindow,omitempty"`
 	UpdaterVersion string  `json:"updaterVersion"`
 	Time           string  `json:"time"`
@@ -62,7 +63,7 @@ func Decode(data []byte) (Report, error) {
 		Hostname: w.Hostname, Workload: w.Workload,
 		CurrentVersion: w.CurrentVersion, TargetVersion: w.TargetVersion, Health: w.Health,
 		Action: w.Action, Rule: w.Rule, Reason: w.Reason, Message: w.Message,
-		LastError: w.LastError, UpdaterVersion: w.UpdaterVersion,
+		LastError: w.LastError, Outcome: w.Outcome, UpdaterVersion: w.UpdaterVersion,
 	}
 	var errs ValidationError
 	if w.NextWindow != nil {
