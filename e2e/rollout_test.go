@@ -65,16 +65,16 @@ spec:
 	for _, s := range stages {
 		fmt.Fprintf(&b, "      - groups: [%s]\n", strings.Join(s.groups, ", "))
 		if s.canaries != "" {
-			fmt.Fprintf(&b, "        canaries: %q\n", s.canaries)
+			fmt.Fprintf(&b, "        canaries: %s\n", quantity(s.canaries))
 		}
 		if s.bakeTime > 0 {
 			fmt.Fprintf(&b, "        bakeTime: %s\n", s.bakeTime)
 		}
 		if s.successThreshold != "" {
-			fmt.Fprintf(&b, "        successThreshold: %q\n", s.successThreshold)
+			fmt.Fprintf(&b, "        successThreshold: %s\n", quantity(s.successThreshold))
 		}
 		if s.failureThreshold != "" {
-			fmt.Fprintf(&b, "        failureThreshold: %q\n", s.failureThreshold)
+			fmt.Fprintf(&b, "        failureThreshold: %s\n", quantity(s.failureThreshold))
 		}
 	}
 	for _, g := range groups {
@@ -88,10 +88,19 @@ spec:
   timezone: UTC
 `, g.name, rolloutChannel)
 		if g.maxConcurrent != "" {
-			fmt.Fprintf(&b, "  maxConcurrent: %q\n", g.maxConcurrent)
+			fmt.Fprintf(&b, "  maxConcurrent: %s\n", quantity(g.maxConcurrent))
 		}
 	}
 	return b.String()
+}
+
+// quantity spells a count as a YAML integer and a percent as a string, as
+// the schema's #Quantity wants.
+func quantity(q string) string {
+	if strings.HasSuffix(q, "%") {
+		return fmt.Sprintf("%q", q)
+	}
+	return q
 }
 
 // rolloutView is GET /v1/rollouts/<channel>.
@@ -186,9 +195,27 @@ func (e *rolloutEnv) waitState(base, version string, within time.Duration, state
 			return v
 		}
 		if time.Since(start) > within {
-			e.t.Fatalf("rollout of %s not %v within %s; last seen %+v", version, states, within, v.Rollout)
+			e.t.Fatalf("rollout of %s not %v within %s; last seen %+v%s", version, states, within, v.Rollout, describe(v.Transitions))
 		}
+		e.checkSource(base)
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkSource fails the test at once when the server refused the fleet
+// folder: waiting for a rollout would only time out.
+func (e *rolloutEnv) checkSource(base string) {
+	e.t.Helper()
+	var st struct {
+		LastError *struct {
+			Message string `json:"message"`
+		} `json:"lastError"`
+	}
+	if err := e.c.GetJSON(context.Background(), base, "/status", &st); err != nil {
+		e.t.Fatalf("reading /status: %v", err)
+	}
+	if st.LastError != nil {
+		e.t.Fatalf("the server refused the test's fleet: %s", st.LastError.Message)
 	}
 }
 
@@ -257,6 +284,7 @@ func (e *rolloutEnv) startSim(agents []simfleet.Agent, start string, broken ...s
 func (e *rolloutEnv) settle(version string) {
 	e.t.Helper()
 	waitFor(e.t, 30*time.Second, "the first version settled", func() bool {
+		e.checkSource(e.srvs[0].URL)
 		v, ok := e.rollout(e.srvs[0].URL)
 		return !ok || v.Version == version && v.State == fleet.StateDone
 	})
