@@ -50,7 +50,7 @@ kind: ControlPlane
 metadata:
   name: cloud
 spec:
-  version: 30.0.0
+  version: 1.9.0
 ---
 apiVersion: upkeep.dev/v1alpha1
 kind: Channel
