@@ -52,7 +52,8 @@ type ClientOptions struct {
 
 // Client sends reports to one server. It is safe for concurrent use.
 type Client struct {
-	url       *url.URL
+	url       *url.URL // the reports route
+	root      *url.URL // the server root, for the leases routes
 	tokenFile string
 	userAgent string
 	http      *http.Client
@@ -92,9 +93,10 @@ func NewClient(baseURL string, o ClientOptions) (*Client, error) {
 	path := strings.TrimRight(u.EscapedPath(), "/")
 	path = strings.TrimSuffix(path, teleportSuffix)
 	path = strings.TrimSuffix(path, plainSuffix)
-	target := *u
-	target.Path, target.RawPath = "", ""
-	target = *target.JoinPath(path, ReportsPath)
+	root := *u
+	root.Path, root.RawPath = "", ""
+	root = *root.JoinPath(path)
+	target := *root.JoinPath(ReportsPath)
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -114,6 +116,7 @@ func NewClient(baseURL string, o ClientOptions) (*Client, error) {
 
 	return &Client{
 		url:       &target,
+		root:      &root,
 		tokenFile: o.TokenFile,
 		userAgent: cmp.Or(o.UserAgent, "upkeep-updater"),
 		http: &http.Client{
