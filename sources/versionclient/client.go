@@ -16,6 +16,16 @@
 //   - a URL ending in /v1, the plain form (https://updates.example.com/v1):
 //     /<channel>/{version,critical} is appended.
 //
+// # Identity and rollouts
+//
+// With Options.AgentID (and Options.Group) set, every version and critical
+// request carries the headers Upkeep-Agent-Id and Upkeep-Group, so that an
+// upkeep server running a progressive rollout answers this agent with the
+// version its stage and canary status allow. A held-back answer carries
+// Upkeep-Rollout: version=17.4.0; state=Canary; stage=1; reason=NotCanary,
+// read strictly into Target.Held. Teleport's proxies send no such header
+// and ignore the identity, so nothing changes against them.
+//
 // Group schedules are always asked at <root>/v1/groups/<group>/schedule,
 // and a group's channel at <root>/v1/groups/<group>, where root is the base
 // URL without either suffix.
@@ -40,12 +50,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 
+	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/sources/netpolicy"
@@ -83,7 +95,45 @@ type Options struct {
 	// Version is upkeep's own version, sent as User-Agent
 	// "upkeep-agent/<Version>" ("devel" when empty).
 	Version string
+	// AgentID and Group identify the agent to the version server (headers
+	// Upkeep-Agent-Id and Upkeep-Group) on version and critical requests;
+	// empty ones are not sent. See Identity.
+	AgentID string
+	Group   string
 }
+
+// Identity is who asks: the headers Upkeep-Agent-Id and Upkeep-Group. An
+// updater of many agents (the Kubernetes updater) passes one per request.
+type Identity struct {
+	AgentID string // the agent id its reports carry
+	Group   string // the fleet group; "" for none
+}
+
+// Header names of the identity and of the rollout answer.
+const (
+	HeaderAgentID = "Upkeep-Agent-Id"
+	HeaderGroup   = "Upkeep-Group"
+	HeaderRollout = "Upkeep-Rollout"
+)
+
+// Check returns why the identity cannot be sent, or nil: the agent id is
+// letters, digits, '.', '_', ':' and '-' (at most 253 bytes), the group a
+// fleet repository group name.
+func (id Identity) Check() error {
+	if id.AgentID != "" {
+		if len(id.AgentID) > 253 || !isAlnumByte(id.AgentID[0]) || strings.ContainsFunc(id.AgentID, func(r rune) bool {
+			return !(r < 0x80 && (isAlnumByte(byte(r)) || r == '.' || r == '_' || r == ':' || r == '-'))
+		}) {
+			return fmt.Errorf("agent id %+q: use at most 253 letters, digits, '.', '_', ':' and '-', starting with a letter or digit", id.AgentID)
+		}
+	}
+	if id.Group != "" && (strings.Contains(id.Group, "/") || !validChannel(id.Group)) {
+		return fmt.Errorf("group %+q is not a group name: lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", id.Group)
+	}
+	return nil
+}
+
+func isAlnumByte(c byte) bool { return alnum(c) || c >= 'A' && c <= 'Z' }
 
 // Client asks one version server. It is safe for concurrent use.
 type Client struct {
@@ -92,6 +142,7 @@ type Client struct {
 	http        *http.Client
 	token       string
 	userAgent   string
+	identity    Identity
 }
 
 // Target is what a channel offers.
@@ -102,6 +153,10 @@ type Target struct {
 	// None is true when the server answered "none": the channel offers no
 	// version, and the agent should stay where it is.
 	None bool
+	// Held is set when the server holds this agent back from a rollout in
+	// progress (header Upkeep-Rollout): Version is then what the agent may
+	// run meanwhile, Held.Version what is rolling out. nil otherwise.
+	Held *reconcile.RolloutHold
 }
 
 // New checks baseURL and builds a client. It refuses plain http:// to any
@@ -168,6 +223,10 @@ func New(baseURL string, o Options) (*Client, error) {
 	tr.TLSClientConfig = tlsConf
 	tr.ResponseHeaderTimeout = timeout
 
+	id := Identity{AgentID: o.AgentID, Group: o.Group}
+	if err := id.Check(); err != nil {
+		return nil, fmt.Errorf("version server identity: %w", err)
+	}
 	version := o.Version
 	if version == "" {
 		version = "devel"
@@ -177,6 +236,7 @@ func New(baseURL string, o Options) (*Client, error) {
 		channelBase: channelBase,
 		token:       token,
 		userAgent:   "upkeep-agent/" + version,
+		identity:    id,
 	}
 	c.http = &http.Client{
 		Transport: tr,
@@ -197,14 +257,24 @@ func New(baseURL string, o Options) (*Client, error) {
 // String names the server without credentials.
 func (c *Client) String() string { return safeURL(c.root) }
 
-// Target asks which version channel offers. The body, trimmed of spaces and
-// newlines, must be "none" or a strict semver with an optional leading "v".
+// Target asks which version channel offers, as the client's own identity
+// (Options.AgentID, Options.Group). The body, trimmed of spaces and
+// newlines, must be "none" or a strict semver with an optional leading "v";
+// an Upkeep-Rollout header must parse (ParseRollout).
 func (c *Client) Target(ctx context.Context, channel string) (Target, error) {
+	return c.TargetAs(ctx, channel, c.identity)
+}
+
+// TargetAs is Target asked as id, for an updater of many agents.
+func (c *Client) TargetAs(ctx context.Context, channel string, id Identity) (Target, error) {
+	if err := id.Check(); err != nil {
+		return Target{}, err
+	}
 	u, err := c.channelURL(channel, "version")
 	if err != nil {
 		return Target{}, err
 	}
-	body, err := c.get(ctx, u, "text/plain", MaxVersionBody)
+	body, hdr, err := c.getAs(ctx, u, "text/plain", MaxVersionBody, id)
 	if err != nil {
 		return Target{}, err
 	}
@@ -212,17 +282,28 @@ func (c *Client) Target(ctx context.Context, channel string) (Target, error) {
 	if err != nil {
 		return Target{}, fmt.Errorf("GET %s: %w", safeURL(u), err)
 	}
+	if t.Held, err = ParseRollout(hdr.Values(HeaderRollout)); err != nil {
+		return Target{}, fmt.Errorf("GET %s: header %s: %w", safeURL(u), HeaderRollout, err)
+	}
 	return t, nil
 }
 
-// Critical asks whether channel's update is critical. The body, trimmed,
-// must be yes, true, no or false in any case.
+// Critical asks whether channel's update is critical, as the client's own
+// identity. The body, trimmed, must be yes, true, no or false in any case.
 func (c *Client) Critical(ctx context.Context, channel string) (bool, error) {
+	return c.CriticalAs(ctx, channel, c.identity)
+}
+
+// CriticalAs is Critical asked as id.
+func (c *Client) CriticalAs(ctx context.Context, channel string, id Identity) (bool, error) {
+	if err := id.Check(); err != nil {
+		return false, err
+	}
 	u, err := c.channelURL(channel, "critical")
 	if err != nil {
 		return false, err
 	}
-	body, err := c.get(ctx, u, "text/plain", MaxVersionBody)
+	body, _, err := c.getAs(ctx, u, "text/plain", MaxVersionBody, id)
 	if err != nil {
 		return false, err
 	}
@@ -339,12 +420,24 @@ func (c *Client) channelURL(channel, leaf string) (*url.URL, error) {
 // get fetches u and returns its body when the status is 200 and the body
 // fits in limit bytes.
 func (c *Client) get(ctx context.Context, u *url.URL, accept string, limit int64) ([]byte, error) {
+	body, _, err := c.getAs(ctx, u, accept, limit, Identity{})
+	return body, err
+}
+
+// getAs is get sending id's headers, and returns the answer's headers too.
+func (c *Client) getAs(ctx context.Context, u *url.URL, accept string, limit int64, id Identity) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
+		return nil, nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.userAgent)
+	if id.AgentID != "" {
+		req.Header.Set(HeaderAgentID, id.AgentID)
+	}
+	if id.Group != "" {
+		req.Header.Set(HeaderGroup, id.Group)
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -353,14 +446,14 @@ func (c *Client) get(ctx context.Context, u *url.URL, accept string, limit int64
 		err = c.scrub(unwrapURLError(err))
 		var unknownCA x509.UnknownAuthorityError
 		if errors.As(err, &unknownCA) {
-			return nil, fmt.Errorf("GET %s: %w (if the server uses a private CA, point the CA file option at its certificate)", safeURL(u), err)
+			return nil, nil, fmt.Errorf("GET %s: %w (if the server uses a private CA, point the CA file option at its certificate)", safeURL(u), err)
 		}
-		return nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
+		return nil, nil, fmt.Errorf("GET %s: %w", safeURL(u), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading the body: %w", safeURL(u), c.scrub(err))
+		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", safeURL(u), c.scrub(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		hint := ""
@@ -370,13 +463,13 @@ func (c *Client) get(ctx context.Context, u *url.URL, accept string, limit int64
 		case http.StatusUnauthorized, http.StatusForbidden:
 			hint = " (check the token)"
 		}
-		return nil, fmt.Errorf("GET %s: status %s%s, body starts %s", safeURL(u), resp.Status, hint, bodyPrefix(body))
+		return nil, nil, fmt.Errorf("GET %s: status %s%s, body starts %s", safeURL(u), resp.Status, hint, bodyPrefix(body))
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("GET %s: body is larger than %d bytes, which no valid answer is; is a proxy answering? body starts %s",
+		return nil, nil, fmt.Errorf("GET %s: body is larger than %d bytes, which no valid answer is; is a proxy answering? body starts %s",
 			safeURL(u), limit, bodyPrefix(body))
 	}
-	return body, nil
+	return body, resp.Header, nil
 }
 
 // scrub removes the token from an error's text, in case a transport echoes
@@ -417,6 +510,90 @@ func ParseVersion(body []byte) (Target, error) {
 		return Target{}, fmt.Errorf(`not a version: body starts %s, want "v<semver>" or "none" (%v)`, bodyPrefix(body), err)
 	}
 	return Target{Version: v.String()}, nil
+}
+
+// MaxRolloutHeader bounds the Upkeep-Rollout header; the longest valid
+// one is far shorter.
+const MaxRolloutHeader = 512
+
+// ParseRollout reads the Upkeep-Rollout header's values strictly: none is
+// no hold (Teleport's proxies, or an agent the rollout has reached); one
+// value is "version=<semver>; state=<State>; stage=<n>" with an optional
+// "; reason=<Reason>" (State and Reason CamelCase words, n from 0 to 999),
+// each key once. Other keys of lower-case letters are ignored, so a newer
+// server may add some. Anything else is an error: a garbled hold must not
+// be read as no hold.
+func ParseRollout(values []string) (*reconcile.RolloutHold, error) {
+	switch len(values) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("sent %d times, want once", len(values))
+	}
+	v := values[0]
+	if len(v) > MaxRolloutHeader {
+		return nil, fmt.Errorf("%d bytes, at most %d allowed", len(v), MaxRolloutHeader)
+	}
+	h := &reconcile.RolloutHold{}
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(v, ";") {
+		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || key == "" || val == "" || strings.ContainsAny(val, " \t\"") {
+			return nil, fmt.Errorf("%s: want key=value pairs separated by ';', such as version=17.4.0; state=Canary; stage=1", bodyPrefix([]byte(v)))
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("key %+q given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "version":
+			sv, err := semver.StrictNewVersion(strings.TrimPrefix(val, "v"))
+			if err != nil {
+				return nil, fmt.Errorf("version %+q is not a semantic version", val)
+			}
+			h.Version = sv.String()
+		case "state":
+			if !camelWord(val) {
+				return nil, fmt.Errorf("state %+q is not a CamelCase word such as Canary", val)
+			}
+			h.State = val
+		case "stage":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > 999 || val != strconv.Itoa(n) {
+				return nil, fmt.Errorf("stage %+q is not a number from 0 to 999", val)
+			}
+			h.Stage = n
+		case "reason":
+			if !camelWord(val) {
+				return nil, fmt.Errorf("reason %+q is not a CamelCase word such as NotCanary", val)
+			}
+			h.Reason = val
+		default:
+			if strings.ContainsFunc(key, func(r rune) bool { return r < 'a' || r > 'z' }) {
+				return nil, fmt.Errorf("key %+q is not a lower-case word", key)
+			}
+		}
+	}
+	for _, k := range []string{"version", "state", "stage"} {
+		if !seen[k] {
+			return nil, fmt.Errorf("%s: %s is required", bodyPrefix([]byte(v)), k)
+		}
+	}
+	return h, nil
+}
+
+// camelWord is a CamelCase word of at most 64 letters and digits.
+func camelWord(s string) bool {
+	if s == "" || len(s) > 64 || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isAlnumByte(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseCritical reads a critical body: yes/true or no/false in any case,
