@@ -42,14 +42,38 @@ spec:
       start: 2026-12-20
       end: 2027-01-04T00:00:00Z
       allowCritical: true
+  maxConcurrent: "20%"
+`
+
+const rolloutChannel = `apiVersion: upkeep.dev/v1alpha1
+kind: Channel
+metadata:
+  name: stable/cloud
+spec:
+  controlPlane: cloud
+  version: 17.4.0
+  rollout:
+    resume: 2026-12-03T10:00:00Z
+    stages:
+      - groups: [canary-hosts]
+        canaries: 1
+        bakeTime: 30m
+        successThreshold: "100%"
+        failureThreshold: 1
+      - groups: [eu-prod, us-prod]
+        canaries: 12.5%
+        failureThreshold: "2%"
 `
 
 func TestCheckAcceptsValidDocuments(t *testing.T) {
-	for kind, src := range map[string]string{
-		"ControlPlane": "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata: {name: cloud}\nspec: {version: 17.2.3, agents: '>= 16.0.0'}\n",
-		"Channel":      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: stable/cloud}\nspec: {controlPlane: cloud, follow: controlPlane, critical: true}\n",
-		"Group":        validGroup,
+	for kind, src := range map[string]string{ // kind, then what the case adds
+		"ControlPlane":           "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata: {name: cloud}\nspec: {version: 17.2.3, agents: '>= 16.0.0'}\n",
+		"Channel":                "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: stable/cloud}\nspec: {controlPlane: cloud, follow: controlPlane, critical: true}\n",
+		"Group":                  validGroup,
+		"Channel with a rollout": rolloutChannel,
+		"Group with a count":     strings.Replace(validGroup, `"20%"`, "0", 1),
 	} {
+		kind, _, _ = strings.Cut(kind, " ")
 		vs, err := Check(kind, "doc.yaml", extract(t, src))
 		if err != nil || len(vs) != 0 {
 			t.Errorf("%s: violations %+v, error %v", kind, vs, err)
@@ -89,6 +113,40 @@ func TestCheckReportsViolations(t *testing.T) {
 			},
 		},
 		{
+			scenario: "quantities, durations and times of a rollout say what they want",
+			kind:     "Channel",
+			src: strings.NewReplacer("resume: 2026-12-03T10:00:00Z", "resume: tomorrow", "canaries: 1\n", "canaries: -1\n",
+				"bakeTime: 30m", "bakeTime: 30", `successThreshold: "100%"`, "successThreshold: all", "failureThreshold: 1\n", "failureThreshold: 1.5\n",
+				"12.5%", "12,5%", "[eu-prod, us-prod]", "[eu-prod, US]").Replace(rolloutChannel),
+			want: []Violation{
+				{Path: "spec.rollout.resume", Line: 9, Col: 13, Msg: `got "tomorrow"; want an RFC 3339 time such as 2026-12-03T10:00:00Z`},
+				{Path: "spec.rollout.stages[0].canaries", Line: 12, Col: 19, Msg: `got -1; want a count such as 1 or a percent such as "10%" of the stage's agents`},
+				{Path: "spec.rollout.stages[0].bakeTime", Line: 13, Col: 19, Msg: `got 30; want a duration such as "30m" or "4h"`},
+				{Path: "spec.rollout.stages[0].successThreshold", Line: 14, Col: 27, Msg: `got "all"; want a count such as 5 or a percent such as "95%" of the step's agents`},
+				{Path: "spec.rollout.stages[0].failureThreshold", Line: 15, Col: 27, Msg: `got 1.5; want a count such as 1 or a percent such as "5%" of the step's agents`},
+				{Path: "spec.rollout.stages[1].groups[1]", Line: 16, Col: 27, Msg: `got "US"; want the name of a Group`},
+				{Path: "spec.rollout.stages[1].canaries", Line: 17, Col: 19, Msg: `got "12,5%"; want a count such as 1 or a percent such as "10%" of the stage's agents`},
+			},
+		},
+		{
+			scenario: "a rollout needs stages and a stage needs groups",
+			kind:     "Channel",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: x}\nspec:\n  controlPlane: cloud\n  version: '1.0.0'\n  rollout:\n    stages:\n      - canaries: 1\n",
+			want:     []Violation{{Path: "spec.rollout.stages[0].groups", Msg: "required field is missing"}},
+		},
+		{
+			scenario: "stages written as a mapping",
+			kind:     "Channel",
+			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: x}\nspec:\n  controlPlane: cloud\n  version: '1.0.0'\n  rollout:\n    stages: {groups: [a]}\n",
+			want:     []Violation{{Path: "spec.rollout.stages", Line: 8, Col: 13, Msg: "got a mapping; want a list of stages, each with groups"}},
+		},
+		{
+			scenario: "a maxConcurrent with a space before the percent sign",
+			kind:     "Group",
+			src:      strings.Replace(validGroup, `"20%"`, "20 %", 1),
+			want:     []Violation{{Path: "spec.maxConcurrent", Line: 19, Col: 18, Msg: `got "20 %"; want a count such as 5 or a percent such as "20%" of the group's agents`}},
+		},
+		{
 			scenario: "a list where a mapping belongs",
 			kind:     "Channel",
 			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  - name: x\nspec: {controlPlane: cloud, version: '1.0.0'}\n",
@@ -98,7 +156,7 @@ func TestCheckReportsViolations(t *testing.T) {
 			scenario: "a key that is not a plain word is quoted in the path",
 			kind:     "Channel",
 			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: x}\nspec: {controlPlane: cloud, version: '1.0.0', \"a b\": 1}\n",
-			want:     []Violation{{Path: `spec["a b"]`, Line: 4, Col: 47, Msg: "unknown field; allowed here: controlPlane, version, follow, critical"}},
+			want:     []Violation{{Path: `spec["a b"]`, Line: 4, Col: 47, Msg: "unknown field; allowed here: controlPlane, version, follow, critical, rollout"}},
 		},
 	}
 	for _, tt := range tests {
@@ -266,6 +324,8 @@ func TestCheckAllCatchesOneBadDocumentInAFullBatch(t *testing.T) {
 		{"an unknown field in a list element", "Group", validGroup, "      duration: 4h\n", "      duration: 4h\n      until: x\n"},
 		{"a bad list element", "Group", validGroup, "[Tue, Thu]", "[Tue, Thr]"},
 		{"a wrong apiVersion", "Group", validGroup, "upkeep.dev/v1alpha1", "upkeep.dev/v2"},
+		{"a quantity of neither branch", "Group", validGroup, `"20%"`, "true"},
+		{"a bad quantity in a stage", "Channel", rolloutChannel, "canaries: 1\n", "canaries: '1'\n"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.scenario, func(t *testing.T) {

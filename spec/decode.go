@@ -50,6 +50,11 @@ func (ck *checker) channel(d *document) {
 	ch.ControlPlane, _ = d.str("spec.controlPlane")
 	ch.Critical, _ = d.boolean("spec.critical")
 	ok := true
+	if strings.HasPrefix(name, GroupChannelPrefix) {
+		ok = ck.fail(d, "metadata.name", fmt.Sprintf(
+			"channel name %q starts with %q, which is reserved for the group-scoped channel Teleport's updaters ask (%s<group>); rename the channel",
+			name, GroupChannelPrefix, GroupChannelPrefix))
+	}
 	raw, hasVersion := d.str("spec.version")
 	follow, hasFollow := d.str("spec.follow")
 	switch {
@@ -68,9 +73,144 @@ func (ck *checker) channel(d *document) {
 			ch.Version = v.Original()
 		}
 	}
+	if d.has("spec.rollout") {
+		ro, good := ck.rollout(d)
+		ok = ok && good
+		ch.Rollout = ro
+	}
 	if ok {
 		d.obj = ch
 	}
+}
+
+// Stage defaults, applied when a stage leaves the field out.
+var (
+	// DefaultSuccessThreshold: every live agent of a step runs the version healthy.
+	DefaultSuccessThreshold = Quantity{Percent: 100, IsPercent: true}
+	// DefaultFailureThreshold: the first rolled-back or unhealthy agent halts the rollout.
+	DefaultFailureThreshold = Quantity{Count: 1}
+)
+
+// rollout decodes spec.rollout. References to groups are checked between
+// documents (checkRolloutGroups); a group named twice is caught here, as it
+// needs this document alone.
+func (ck *checker) rollout(d *document) (*Rollout, bool) {
+	ro := &Rollout{Pos: d.at("spec.rollout"), Stages: []Stage{}}
+	ok := true
+	if raw, present := d.str("spec.rollout.resume"); present {
+		t, err := time.Parse(time.RFC3339, raw)
+		if err != nil {
+			ok = ck.fail(d, "spec.rollout.resume", fmt.Sprintf(
+				"got %q; want an RFC 3339 time with an offset such as 2026-12-03T10:00:00Z", raw))
+		}
+		ro.Resume = t
+	}
+	n := d.length("spec.rollout.stages")
+	if n == 0 {
+		ok = ck.fail(d, "spec.rollout.stages",
+			"rollout has no stages; list at least one stage of groups, or remove rollout to serve the version to every agent at once")
+	}
+	inStage := map[string]int{} // group → the stage that first names it
+	for i := range n {
+		at := schema.IndexPath("spec.rollout.stages", i)
+		st := Stage{Pos: d.at(at), SuccessThreshold: DefaultSuccessThreshold, FailureThreshold: DefaultFailureThreshold}
+		groups := at + ".groups"
+		if d.length(groups) == 0 {
+			ok = ck.fail(d, groups, "stage lists no groups; name at least one group, or remove the stage")
+		}
+		for j := range d.length(groups) {
+			p := schema.IndexPath(groups, j)
+			g, _ := d.str(p)
+			if first, dup := inStage[g]; dup {
+				where := fmt.Sprintf("already in stages[%d]", first)
+				if first == i {
+					where = "already in this stage"
+				}
+				ok = ck.fail(d, p, fmt.Sprintf("group %q is %s; a group belongs to one stage of a channel: remove one of them", g, where))
+				continue
+			}
+			inStage[g] = i
+			st.Groups = append(st.Groups, g)
+		}
+		if q, present, good := ck.quantity(d, at+".canaries"); present {
+			ok = ok && good
+			if good && q.IsPercent && q.Percent >= 100 {
+				ok = ck.fail(d, at+".canaries", fmt.Sprintf(
+					"canaries %q are the whole stage, so the canary step would be the all step; use a lower percent, or 0 for no canaries", q))
+			}
+			st.Canaries = q
+		}
+		if raw, present := d.str(at + ".bakeTime"); present {
+			dur, err := parseDuration(raw)
+			if err != nil {
+				ok = ck.fail(d, at+".bakeTime", err.Error()+"; leave bakeTime out for no bake")
+			}
+			st.BakeTime = dur
+		}
+		if q, present, good := ck.quantity(d, at+".successThreshold"); present {
+			ok = ok && good
+			if good && q.IsZero() {
+				ok = ck.fail(d, at+".successThreshold",
+					`got 0, which would let a step pass with no agent updated; want at least 1, or a percent such as "95%" (default "100%")`)
+			}
+			st.SuccessThreshold = q
+		}
+		if q, present, good := ck.quantity(d, at+".failureThreshold"); present {
+			ok = ok && good
+			if good && q.IsZero() {
+				ok = ck.fail(d, at+".failureThreshold",
+					`got 0, which would halt every rollout before any agent fails; want at least 1, or a percent such as "5%" (default 1)`)
+			}
+			st.FailureThreshold = q
+		}
+		ro.Stages = append(ro.Stages, st)
+	}
+	return ro, ok
+}
+
+// quantity reads a count or a percent at path; the schema has already
+// checked that it is a non-negative integer or a string "N%".
+func (ck *checker) quantity(d *document, path string) (q Quantity, present, ok bool) {
+	if !d.has(path) {
+		return Quantity{}, false, true
+	}
+	if raw, isStr := d.str(path); isStr {
+		q, err := parseQuantity(raw)
+		if err != nil {
+			return q, true, ck.fail(d, path, err.Error())
+		}
+		return q, true, true
+	}
+	n, _, err := d.integer(path)
+	if err != nil {
+		return Quantity{}, true, ck.fail(d, path, err.Error()+`; want a count such as 5 or a percent such as "20%"`)
+	}
+	if n < 0 { // the schema refuses it; kept so the decoder stands alone
+		return Quantity{}, true, ck.fail(d, path, fmt.Sprintf("got %d; want a count of 0 or more", n))
+	}
+	return Quantity{Count: n}, true, true
+}
+
+// parseQuantity reads "N%" (0 < N <= 100, decimals allowed) or a count.
+func parseQuantity(s string) (Quantity, error) {
+	num, isPercent := strings.CutSuffix(s, "%")
+	if !isPercent {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return Quantity{}, fmt.Errorf(`got %q; want a count such as 5 or a percent such as "20%%"`, s)
+		}
+		return Quantity{Count: n}, nil
+	}
+	p, err := strconv.ParseFloat(num, 64)
+	switch {
+	case err != nil:
+		return Quantity{}, fmt.Errorf(`got %q; want a percent such as "20%%" or "12.5%%"`, s)
+	case p == 0:
+		return Quantity{}, fmt.Errorf(`got %q; a percent must be above 0%% (write 0 for none)`, s)
+	case p > 100:
+		return Quantity{}, fmt.Errorf(`got %q; a percent must be at most 100%%`, s)
+	}
+	return Quantity{Percent: p, IsPercent: true}, nil
 }
 
 func (ck *checker) group(d *document) {
@@ -97,6 +237,11 @@ func (ck *checker) group(d *document) {
 			ok = ck.fail(d, "spec.order", err.Error())
 		}
 		g.Order = n
+	}
+
+	if q, present, good := ck.quantity(d, "spec.maxConcurrent"); present {
+		ok = ok && good
+		g.MaxConcurrent = q
 	}
 
 	g.Windows = []Window{}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"upkeep.dev/upkeep/schema"
 )
 
 // loader collects the documents of one Load and the errors found on the way.
@@ -63,6 +65,7 @@ var crossChecks = []struct {
 	{"ChannelControlPlaneExists", (*loader).checkChannelRefs},
 	{"GroupChannelExists", (*loader).checkGroupRefs},
 	{"ChannelVersionAdmitted", (*loader).checkVersionBounds},
+	{"RolloutGroupsFollowChannel", (*loader).checkRolloutGroups},
 }
 
 func (l *loader) crossCheck() {
@@ -204,4 +207,60 @@ func (cp *ControlPlane) Admits(version string) error {
 		}
 	}
 	return nil
+}
+
+// checkRolloutGroups checks that every group a channel's rollout names is
+// defined and follows that channel: a stage cannot hold back agents that
+// ask another channel. Groups whose document broke the schema are not
+// judged (that problem is reported on its own).
+func (l *loader) checkRolloutGroups(*State) {
+	for _, d := range l.checked {
+		if d.kind != KindChannel || !d.has("spec.rollout") {
+			continue
+		}
+		var following map[string]*document // groups that follow this channel, for suggestions
+		seen := map[string]bool{}
+		for i := range d.length("spec.rollout.stages") {
+			groups := schema.IndexPath("spec.rollout.stages", i) + ".groups"
+			for j := range d.length(groups) {
+				p := schema.IndexPath(groups, j)
+				g, _ := d.str(p)
+				if seen[g] {
+					continue // reported by the channel's own rules
+				}
+				seen[g] = true
+				gd, defined := l.names[KindGroup][g]
+				if !defined {
+					if following == nil {
+						following = l.groupsFollowing(d.name)
+					}
+					hint := suggest(KindGroup, l.names[KindGroup])
+					if len(following) > 0 {
+						hint = strings.Replace(suggest(KindGroup, following), "use a defined one", "use one that follows this channel", 1)
+					}
+					l.fail(d, p, fmt.Sprintf("group %q is not defined; %s", g, hint))
+					continue
+				}
+				if !gd.checked {
+					continue
+				}
+				if ch, _ := gd.str("spec.channel"); ch != d.name {
+					l.fail(d, p, fmt.Sprintf(
+						"group %q follows channel %q (%s), not %q, so its agents never ask this channel; set the group's channel to %q or remove it from this stage",
+						g, ch, gd.at("spec.channel"), d.name, d.name))
+				}
+			}
+		}
+	}
+}
+
+// groupsFollowing is the groups (that passed the schema) whose channel is channel.
+func (l *loader) groupsFollowing(channel string) map[string]*document {
+	out := map[string]*document{}
+	for name, gd := range l.names[KindGroup] {
+		if ch, _ := gd.str("spec.channel"); gd.checked && ch == channel {
+			out[name] = gd
+		}
+	}
+	return out
 }

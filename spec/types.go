@@ -91,38 +91,52 @@ type Channel struct {
 	Follow       string // FollowControlPlane, or ""
 	Critical     bool
 	// Rollout is how a new version reaches the channel's groups; nil
-	// serves it to every agent at once.
+	// serves it to every agent at once. A channel whose version is "none"
+	// may keep its rollout, which then does not apply: pausing stops every
+	// agent at once (see State.RolloutStages).
 	Rollout *Rollout
 	Pos     Position
 }
 
-// Rollout orders the stages a channel's new version goes through.
+// Rollout orders the stages a channel's new version goes through
+// (spec.rollout). Groups that follow the channel but are in no stage form
+// an implicit last stage, which State.RolloutStages appends.
 type Rollout struct {
+	// Stages is never empty; each names at least one group, every group
+	// follows this channel and is in one stage at most.
 	Stages []Stage
-	// Resume, when set, resumes a rollout of this channel halted before it.
+	// Resume, when set, resumes a rollout of this channel halted before it
+	// (an RFC 3339 time; zero when absent).
 	Resume time.Time
-	Pos    Position
+	Pos    Position // of the rollout key
 }
 
-// Stage is one step of a rollout: some groups, canaries first.
+// Stage is one step of a rollout: some groups, canaries first. The loader
+// fills in the default of every field a document leaves out.
 type Stage struct {
-	Groups []string
+	Groups []string // as written, at least one
 	// Canaries is how many of the stage's agents get the version first
-	// (a count, or a percent of the stage's agents); zero: none.
+	// (a count, or a percent of the stage's agents below 100%); default 0:
+	// no canary step.
 	Canaries Quantity
 	// BakeTime is how long updated agents must stay healthy before the
-	// next step; critical updates skip it.
+	// next step (above 0 and at most 168h when set); default 0. Critical
+	// updates skip it.
 	BakeTime time.Duration
 	// SuccessThreshold is how many of a step's live agents must run the
-	// version healthy before it bakes (default 100%).
+	// version healthy before it bakes: at least 1, or a percent above 0;
+	// default 100% (DefaultSuccessThreshold).
 	SuccessThreshold Quantity
 	// FailureThreshold is how many rolled-back or unhealthy-after-update
-	// agents halt the rollout (default 1).
+	// agents halt the rollout: at least 1, or a percent above 0; default 1
+	// (DefaultFailureThreshold).
 	FailureThreshold Quantity
-	Pos              Position
+	Pos              Position // of the stage's list element
 }
 
-// Quantity is a count ("3") or a percent ("10%") of some agents.
+// Quantity is a count (3) or a percent ("10%") of some agents. As
+// written in a document, a count is 0 or more and a percent is above 0
+// and at most 100, with decimals allowed ("12.5%").
 type Quantity struct {
 	Count   int
 	Percent float64 // used when IsPercent
@@ -135,9 +149,11 @@ type Quantity struct {
 func (q Quantity) Of(n int) int {
 	v := q.Count
 	if q.IsPercent {
-		v = int(math.Ceil(q.Percent * float64(n) / 100))
+		// A decimal percent is not exact in binary ("12.3%" of 1000 is
+		// 123.00000000000001): a sliver above a whole number is that number.
+		v = int(math.Ceil(q.Percent*float64(n)/100 - 1e-9))
 	}
-	return min(v, n)
+	return max(min(v, n), 0)
 }
 
 func (q Quantity) String() string {
@@ -169,7 +185,9 @@ type Group struct {
 	// Order places the group in the rollout among groups (lower first).
 	Order int
 	// MaxConcurrent bounds how many of the group's agents may update at
-	// once (a count or a percent of its agents); zero: unlimited.
+	// once (a count or a percent of its agents, a percent rounding up so
+	// it never allows 0 of a non-empty group); the zero Quantity (absent,
+	// or written 0): unlimited.
 	MaxConcurrent Quantity
 	Pos           Position
 }
