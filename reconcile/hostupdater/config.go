@@ -49,6 +49,11 @@ type Config struct {
 	Interval          Duration `yaml:"interval"`
 	Jitter            Duration `yaml:"jitter"`
 	Report            *bool    `yaml:"report"` // send reports to the server; default true when tokenFile is set
+	// Leases: take a concurrency lease from the server before each update,
+	// so that at most the group's maxConcurrent agents update at once;
+	// default true when tokenFile is set (the leases route takes the
+	// report token).
+	Leases *bool `yaml:"leases"`
 }
 
 // ScheduleConfig says where the agent's maintenance schedule comes from.
@@ -213,6 +218,9 @@ func (c *Config) check() []fieldError {
 	if c.Jitter != 0 && c.Interval != 0 && c.Jitter >= c.Interval {
 		add("jitter", "must be shorter than interval")
 	}
+	if c.Leases != nil && *c.Leases && c.TokenFile == "" {
+		add("leases", "true needs tokenFile: the server's leases route takes the report token")
+	}
 	if c.UnusableThreshold < 0 {
 		add("unusableThreshold", "must not be negative")
 	}
@@ -262,6 +270,10 @@ func (c *Config) applyDefaults() {
 	if c.Report == nil {
 		send := c.TokenFile != ""
 		c.Report = &send
+	}
+	if c.Leases == nil {
+		take := c.TokenFile != ""
+		c.Leases = &take
 	}
 }
 

@@ -23,6 +23,8 @@ func TestParseConfig(t *testing.T) {
 		{"jitter must be below the interval", "server: https://u\nchannel: c\npackage: p\ninterval: 1m\njitter: 2m\n", "agent.yaml:5: jitter: must be shorter"},
 		{"an http check needs a url", "server: https://u\nchannel: c\npackage: p\nhealth:\n  http:\n    status: 200\n", "agent.yaml:5: health.http.url: required"},
 		{"an empty file says what to set", "", "empty configuration"},
+		{"leases need the report token", "server: https://u\nchannel: c\npackage: p\nleases: true\n", "agent.yaml:4: leases: true needs tokenFile"},
+		{"leases may be turned off beside a token", "server: https://u\nchannel: c\npackage: p\ntokenFile: /t\nleases: false\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
@@ -44,14 +46,14 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Unit != "teleport.service" || c.Installer != "auto" || c.Restart != "try-restart" ||
 		c.Schedule.Source != "server" || c.StateDir != DefaultStateDir || time.Duration(c.Interval) != DefaultInterval ||
-		time.Duration(c.Jitter) != DefaultJitter || !*c.Health.Systemd || *c.Report {
+		time.Duration(c.Jitter) != DefaultJitter || !*c.Health.Systemd || *c.Report || *c.Leases {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = ParseConfig("agent.yaml", []byte("server: https://u\nchannel: c\npackage: teleport\ntokenFile: /run/t\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Schedule.Source != "file" || c.Schedule.File != DefaultScheduleFile || !*c.Report {
-		t.Errorf("without a group the agent's own file is the schedule and a token turns reports on: %+v", c)
+	if c.Schedule.Source != "file" || c.Schedule.File != DefaultScheduleFile || !*c.Report || !*c.Leases {
+		t.Errorf("without a group the agent's own file is the schedule and a token turns reports and leases on: %+v", c)
 	}
 }

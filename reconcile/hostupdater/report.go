@@ -30,6 +30,7 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 	if p.Decision.Action != "" {
 		r.SetDecision(p.Decision)
 	}
+	r.Outcome = p.Outcome()
 	if res := p.Result; res != nil && res.Outcome != apply.Updated {
 		r.LastError = fmt.Sprintf("update %s → %s %s: %s", res.From, res.To, res.Outcome, res.Message)
 	}
@@ -42,4 +43,26 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 		r.NextWindow = &w.Start
 	}
 	return r
+}
+
+// Outcome is how the pass's update ended, in the report's words: the
+// update it made, or else the interrupted one it finished first; "" when
+// it attempted none (or was interrupted, which the next pass finishes).
+func (p *Pass) Outcome() string {
+	res := p.Result
+	if res == nil {
+		res = p.Recovered
+	}
+	if res == nil {
+		return ""
+	}
+	switch res.Outcome {
+	case apply.Updated:
+		return report.OutcomeUpdated
+	case apply.RolledBack:
+		return report.OutcomeRolledBack
+	case apply.Failed, apply.RollbackFailed:
+		return report.OutcomeFailed
+	}
+	return ""
 }

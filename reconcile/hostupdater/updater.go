@@ -14,6 +14,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/apply"
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/health"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/sources/versionclient"
 )
@@ -25,6 +26,18 @@ type VersionServer interface {
 	Critical(ctx context.Context, channel string) (bool, error)
 	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
 }
+
+// LeaseServer hands out the concurrency leases that cap how many agents of
+// a group update at once; *report.Client is the real one.
+type LeaseServer interface {
+	Acquire(ctx context.Context, req report.LeaseRequest) (report.LeaseAnswer, error)
+	Release(ctx context.Context, group, agentID string) error
+}
+
+// releaseTimeout bounds giving a lease back, even after the pass's context
+// ended (SIGTERM after an update finished): a lease left behind holds a
+// place until the server's TTL.
+const releaseTimeout = 10 * time.Second
 
 // ScheduleSource gives the agent's maintenance schedule, judged at now.
 type ScheduleSource interface {
@@ -41,6 +54,7 @@ type Updater struct {
 	health    *health.Checker
 	systemctl Systemctl
 	report    func(ctx context.Context, p *Pass) error
+	leases    LeaseServer
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -54,8 +68,11 @@ type Parts struct {
 	Health    *health.Checker
 	Systemctl Systemctl
 	Report    func(ctx context.Context, p *Pass) error
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Leases, when set, is asked for a lease before every update (and the
+	// lease given back after it); nil updates without one.
+	Leases LeaseServer
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // New assembles an Updater. Server and Installer are required.
@@ -65,7 +82,7 @@ func New(cfg *Config, p Parts) (*Updater, error) {
 	}
 	u := &Updater{
 		cfg: cfg, server: p.Server, installer: p.Installer, schedule: p.Schedule,
-		health: p.Health, systemctl: p.Systemctl, report: p.Report, now: p.Now, log: p.Logger,
+		health: p.Health, systemctl: p.Systemctl, report: p.Report, leases: p.Leases, now: p.Now, log: p.Logger,
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -139,6 +156,9 @@ type Pass struct {
 	Health    health.Result
 	Schedule  schedule.Schedule
 	Decision  reconcile.Decision
+	// Lease is the answer to the concurrency lease asked because the chain
+	// said Update (LeaseNotAsked otherwise, and in a dry run).
+	Lease     reconcile.Lease
 	Recovered *apply.Result // an unfinished update finished before this pass
 	Result    *apply.Result // the update this pass made, if any
 	Commands  [][]string    // what an update runs (dry run: would run)
@@ -176,6 +196,9 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		}
 		if p.Recovered != nil {
 			u.log.Info("finished an interrupted update", "outcome", p.Recovered.Outcome, "reason", p.Recovered.Reason, "message", p.Recovered.Message)
+			// The interrupted run held a lease for it, which is given back
+			// now rather than at the server's TTL.
+			u.releaseLease(ctx)
 		}
 	}
 	state, err := apply.ReadState(dir)
@@ -210,6 +233,7 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		p.Target = target.Version
 		in.Target = reconcile.Target{Version: target.Version}
 	}
+	in.Target.Held = target.Held
 	p.Critical = reconcile.CriticalUnknown
 	if err == nil {
 		if crit, cerr := u.server.Critical(ctx, u.cfg.Channel); cerr != nil {
@@ -246,8 +270,28 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 	}
 
 	p.Decision = reconcile.Decide(in)
+	// The lease is asked only when the chain says Update (so a waiting
+	// agent never holds a place), then the chain decides again with the
+	// answer: a refusal becomes ConcurrencyLimit.
+	holding := false
+	if p.Decision.Action == reconcile.ActionUpdate && !dryRun && u.leases != nil {
+		p.Lease = u.acquireLease(ctx, p)
+		in.Lease = p.Lease
+		p.Decision = reconcile.Decide(in)
+		holding = p.Lease.State == reconcile.LeaseGranted
+	}
 	u.log.Info("decision", "decision", p.Decision, "current", p.Current, "target", p.Target,
 		"critical", p.Critical, "health", p.Health.Status, "schedule", p.Schedule.String())
+	if holding {
+		// Given back on every way out of the pass, once the update is
+		// finished or rolled back; an interrupted apply keeps it (the agent
+		// is mid-update until the next pass recovers it, or the TTL ends).
+		defer func() {
+			if p.Result == nil || p.Result.Outcome != apply.Interrupted {
+				u.releaseLease(ctx)
+			}
+		}()
+	}
 
 	if p.Decision.Action == reconcile.ActionUpdate {
 		pkgVersion := p.Target
@@ -300,6 +344,35 @@ func (u *Updater) saveState(dir string, p *Pass, unusable int, passErr error) er
 		state.LastResult = p.Result
 	}
 	return errors.Join(passErr, apply.WriteState(dir, state))
+}
+
+// acquireLease asks for a place among the group's updating agents.
+func (u *Updater) acquireLease(ctx context.Context, p *Pass) reconcile.Lease {
+	a, err := u.leases.Acquire(ctx, report.LeaseRequest{AgentID: u.cfg.AgentID, Group: u.cfg.Group, Channel: u.cfg.Channel, Version: p.Target})
+	l := report.LeaseInput(u.cfg.Group, a, err)
+	switch l.State {
+	case reconcile.LeaseGranted:
+		u.log.Info("lease granted", "group", u.cfg.Group, "expiresAt", a.ExpiresAt)
+	case reconcile.LeaseUnsupported:
+		u.log.Info("updating without a lease: the server keeps none", "reason", err)
+	case reconcile.LeaseRefused:
+		u.log.Info("lease refused", "group", u.cfg.Group, "holders", a.Holders, "max", a.Max, "retryAfter", a.RetryAfter)
+	case reconcile.LeaseFailed:
+		u.log.Warn("lease could not be asked", "group", u.cfg.Group, "error", err)
+	}
+	return l
+}
+
+// releaseLease gives the agent's lease back, even when ctx has ended.
+func (u *Updater) releaseLease(ctx context.Context) {
+	if u.leases == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := u.leases.Release(ctx, u.cfg.Group, u.cfg.AgentID); err != nil {
+		u.log.Warn("lease not given back; it frees its place when it expires", "group", u.cfg.Group, "error", err)
+	}
 }
 
 func (u *Updater) currentVersion(ctx context.Context) (string, error) {
