@@ -310,3 +310,133 @@ spec:
 		})
 	}
 }
+
+func TestRolloutStages(t *testing.T) {
+	st, errs := Load(fleet(channelWith(`    stages:
+      - groups: [eu-canary]
+        canaries: 1
+        bakeTime: 1h
+      - groups: [eu-prod]
+        failureThreshold: "5%"
+`)))
+	if errs != nil {
+		t.Fatalf("load: %v", errs)
+	}
+	got := st.RolloutStages("stable/cloud")
+	want := []ResolvedStage{
+		{Stage: Stage{Groups: []string{"eu-canary"}, Canaries: Quantity{Count: 1}, BakeTime: time.Hour,
+			SuccessThreshold: DefaultSuccessThreshold, FailureThreshold: DefaultFailureThreshold, Pos: Position{"base.yaml", 18, 9}}},
+		{Stage: Stage{Groups: []string{"eu-prod"},
+			SuccessThreshold: DefaultSuccessThreshold, FailureThreshold: Quantity{Percent: 5, IsPercent: true}, Pos: Position{"base.yaml", 21, 9}}},
+		// us-prod (order 0) before ap-prod (order 5); lab follows edge.
+		{Implicit: true, Stage: Stage{Groups: []string{"us-prod", "ap-prod"},
+			SuccessThreshold: DefaultSuccessThreshold, FailureThreshold: DefaultFailureThreshold, Pos: Position{"base.yaml", 16, 3}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("RolloutStages:\n got %+v\nwant %+v", got, want)
+	}
+	got[0].Groups[0] = "changed"
+	if st.Channel("stable/cloud").Rollout.Stages[0].Groups[0] != "eu-canary" {
+		t.Error("RolloutStages shares its groups with the State")
+	}
+
+	for _, tt := range []struct {
+		scenario, group string
+		want            int
+	}{
+		{"a group of the first stage", "eu-canary", 0},
+		{"a group of the second stage", "eu-prod", 1},
+		{"a group in no stage is in the implicit last stage", "ap-prod", 2},
+		{"an agent that reports no group is in the last stage", "", 2},
+		{"an agent that reports an unknown group is in the last stage", "mars", 2},
+	} {
+		if got := StageOf(want, tt.group); got != tt.want {
+			t.Errorf("%s: StageOf(%q) = %d, want %d", tt.scenario, tt.group, got, tt.want)
+		}
+	}
+	if got := StageOf(nil, "eu-prod"); got != -1 {
+		t.Errorf("StageOf(nil) = %d, want -1", got)
+	}
+}
+
+func TestRolloutStagesOfChannelsWithoutARollout(t *testing.T) {
+	onlyStaged := &State{
+		Channels: []*Channel{{Name: "c", Version: "1.0.0", Rollout: &Rollout{Stages: []Stage{{Groups: []string{"a"}, SuccessThreshold: DefaultSuccessThreshold, FailureThreshold: DefaultFailureThreshold}}}}},
+		Groups:   []*Group{{Name: "a", Channel: "c"}, {Name: "b", Channel: "other"}},
+	}
+	paused := &State{Channels: []*Channel{{Name: "c", Version: NoVersion, Rollout: onlyStaged.Channels[0].Rollout}}}
+	plain := &State{Channels: []*Channel{{Name: "c", Version: "1.0.0"}}}
+	for _, tt := range []struct {
+		scenario string
+		st       *State
+		channel  string
+		stages   int
+	}{
+		{"a channel without a rollout has no stages", plain, "c", 0},
+		{"an unknown channel has no stages", plain, "nope", 0},
+		{"a paused channel keeps its rollout but has no stages", paused, "c", 0},
+		{"every group staged: the implicit last stage is there, empty, for agents without a group", onlyStaged, "c", 2},
+	} {
+		got := tt.st.RolloutStages(tt.channel)
+		if len(got) != tt.stages {
+			t.Errorf("%s: %d stages %+v, want %d", tt.scenario, len(got), got, tt.stages)
+			continue
+		}
+		if n := len(got); n > 0 && (!got[n-1].Implicit || len(got[n-1].Groups) != 0 || got[n-1].Groups == nil) {
+			t.Errorf("%s: last stage %+v, want implicit with no groups", tt.scenario, got[n-1])
+		}
+	}
+}
+
+func TestQuantityOf(t *testing.T) {
+	pct := func(p float64) Quantity { return Quantity{Percent: p, IsPercent: true} }
+	for _, tt := range []struct {
+		scenario string
+		q        Quantity
+		n, want  int
+	}{
+		{"a count", Quantity{Count: 3}, 10, 3},
+		{"a count above the agents is all of them", Quantity{Count: 30}, 10, 10},
+		{"a percent rounds up", pct(10), 3, 1},
+		{"a whole result is not rounded up", pct(10), 30, 3},
+		{"a decimal percent that binary cannot hold exactly is not rounded up past the whole number", pct(16.1), 1000, 161},
+		{"a sliver above a whole number of a small percent still rounds up", pct(0.5), 201, 2},
+		{"100% is everyone", pct(100), 7, 7},
+		{"any percent of nobody is nobody", pct(50), 0, 0},
+		{"the zero quantity is none", Quantity{}, 10, 0},
+	} {
+		if got := tt.q.Of(tt.n); got != tt.want {
+			t.Errorf("%s: %s of %d = %d, want %d", tt.scenario, tt.q, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestParseQuantity(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Quantity
+		err  string
+	}{
+		{"10%", Quantity{Percent: 10, IsPercent: true}, ""},
+		{"12.5%", Quantity{Percent: 12.5, IsPercent: true}, ""},
+		{"100%", Quantity{Percent: 100, IsPercent: true}, ""},
+		{"0.01%", Quantity{Percent: 0.01, IsPercent: true}, ""},
+		{"7", Quantity{Count: 7}, ""},
+		{"0%", Quantity{}, `got "0%"; a percent must be above 0% (write 0 for none)`},
+		{"100.5%", Quantity{}, `got "100.5%"; a percent must be at most 100%`},
+		{"x%", Quantity{}, `got "x%"; want a percent such as "20%" or "12.5%"`},
+		{"-3", Quantity{}, `got "-3"; want a count such as 5 or a percent such as "20%"`},
+	} {
+		got, err := parseQuantity(tt.in)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if got != tt.want || msg != tt.err {
+			t.Errorf("parseQuantity(%q) = %+v, %q; want %+v, %q", tt.in, got, msg, tt.want, tt.err)
+		}
+		if err == nil && got.String() != tt.in {
+			t.Errorf("%+v.String() = %q, want %q", got, got.String(), tt.in)
+		}
+	}
+}

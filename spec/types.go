@@ -149,8 +149,8 @@ type Quantity struct {
 func (q Quantity) Of(n int) int {
 	v := q.Count
 	if q.IsPercent {
-		// A decimal percent is not exact in binary ("12.3%" of 1000 is
-		// 123.00000000000001): a sliver above a whole number is that number.
+		// A decimal percent is not exact in binary ("16.1%" of 1000 is
+		// 161.00000000000003): a sliver above a whole number is that number.
 		v = int(math.Ceil(q.Percent*float64(n)/100 - 1e-9))
 	}
 	return max(min(v, n), 0)
