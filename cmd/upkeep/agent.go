@@ -19,6 +19,7 @@ import (
 	"upkeep.dev/upkeep/installers/auto"
 	"upkeep.dev/upkeep/installers/dnf"
 	"upkeep.dev/upkeep/installers/zypper"
+	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/apply"
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/hostupdater"
@@ -76,7 +77,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	server, err := versionclient.New(cfg.Server, versionclient.Options{CAFile: cfg.CAFile, Version: buildVersion()})
+	server, err := versionclient.New(cfg.Server, versionclient.Options{CAFile: cfg.CAFile, Version: buildVersion(), AgentID: cfg.AgentID, Group: cfg.Group})
 	if err != nil {
 		return &exitCodeError{Code: 2, Err: fmt.Errorf("%s: server: %w", f.config, err)}
 	}
@@ -89,11 +90,17 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 			return fmt.Errorf("state directory: %w", err)
 		}
 	}
-	reporter, err := newReporter(cfg)
+	sc, err := newServerClient(cfg)
 	if err != nil {
 		return err
 	}
-	u, err := hostupdater.New(cfg, hostupdater.Parts{Server: server, Installer: installer, Logger: log, Report: reporter})
+	parts := hostupdater.Parts{Server: server, Installer: installer, Logger: log, Report: newReporter(cfg, sc)}
+	if *cfg.Leases && sc != nil {
+		parts.Leases = sc
+	} else {
+		log.Debug("updating without concurrency leases: the group's maxConcurrent does not count this agent", "why", "leases: false, or no tokenFile")
+	}
+	u, err := hostupdater.New(cfg, parts)
 	if err != nil {
 		return err
 	}
@@ -154,6 +161,9 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
 	if !d.RecheckAt.IsZero() {
 		fmt.Fprintf(w, "recheck:  %s\n", d.RecheckAt.UTC().Format(time.RFC3339))
 	}
+	if l := leaseText(p.Lease); l != "" {
+		fmt.Fprintf(w, "lease:    %s\n", l)
+	}
 	if len(p.Commands) > 0 {
 		label := "ran"
 		if dryRun {
@@ -173,6 +183,21 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
 	if p.Err != nil {
 		fmt.Fprintf(w, "error:    %v\n", p.Err)
 	}
+}
+
+// leaseText says what became of the pass's concurrency lease; "" when none was asked.
+func leaseText(l reconcile.Lease) string {
+	switch l.State {
+	case reconcile.LeaseGranted:
+		return "granted (given back after the update)"
+	case reconcile.LeaseUnsupported:
+		return "none: the server keeps no leases"
+	case reconcile.LeaseRefused:
+		return fmt.Sprintf("refused: %d of %d agents of the group are updating", l.Holders, l.Max)
+	case reconcile.LeaseFailed:
+		return fmt.Sprintf("could not be asked: %v", l.Err)
+	}
+	return ""
 }
 
 func orDash(s string) string {

@@ -8,10 +8,11 @@ import (
 	"upkeep.dev/upkeep/reconcile/report"
 )
 
-// newReporter returns the function that sends each pass's report to the
-// server, or nil when reports are off.
-func newReporter(cfg *hostupdater.Config) (func(context.Context, *hostupdater.Pass) error, error) {
-	if !*cfg.Report {
+// newServerClient returns the client of the server's authenticated routes
+// (reports and leases, both behind the report token), or nil when the
+// configuration uses neither.
+func newServerClient(cfg *hostupdater.Config) (*report.Client, error) {
+	if !*cfg.Report && !*cfg.Leases {
 		return nil, nil
 	}
 	if cfg.TokenFile == "" {
@@ -21,7 +22,16 @@ func newReporter(cfg *hostupdater.Config) (func(context.Context, *hostupdater.Pa
 	if err != nil {
 		return nil, &exitCodeError{Code: 2, Err: fmt.Errorf("report: %w", err)}
 	}
+	return c, nil
+}
+
+// newReporter returns the function that sends each pass's report to the
+// server, or nil when reports are off.
+func newReporter(cfg *hostupdater.Config, c *report.Client) func(context.Context, *hostupdater.Pass) error {
+	if !*cfg.Report || c == nil {
+		return nil
+	}
 	return func(ctx context.Context, p *hostupdater.Pass) error {
 		return c.Send(ctx, hostupdater.Report(cfg, p, buildVersion()))
-	}, nil
+	}
 }
