@@ -25,6 +25,10 @@ const ScheduleHorizon = 14 * 24 * time.Hour
 type Snapshot struct {
 	Revision string    // the source revision it was built from
 	Built    time.Time // the moment its windows are computed from
+	// State is the validated fleet repository it was built from (never
+	// nil; shared and read-only): the rollout engine and the leases read
+	// rollouts and maxConcurrent from it.
+	State *spec.State
 
 	// ChannelsJSON is the body of the channel list:
 	// {"revision":…,"channels":[<channel>…]}, sorted by name.
@@ -112,6 +116,7 @@ func BuildSnapshot(st *spec.State, revision string, now time.Time) *Snapshot {
 	if st == nil {
 		st = &spec.State{}
 	}
+	s.State = st
 	list := channelList{Revision: revision, Channels: make([]channelDoc, 0, len(st.Channels))}
 	for _, c := range st.Channels {
 		v := resolveChannel(st, c)
