@@ -39,7 +39,7 @@ type Answer struct {
 // onVersion names the agents that run r.Version now; it matters only
 // while the rollout is Halted or Superseded, when agents already on the
 // version keep it (no forced downgrade) and nobody else gets it.
-func NewAnswer(r fleet.Rollout, stages []spec.Stage, onVersion []string) *Answer {
+func NewAnswer(r fleet.Rollout, stages []spec.ResolvedStage, onVersion []string) *Answer {
 	a := &Answer{
 		Channel: r.Channel, Version: r.Version, FromVersion: r.FromVersion, State: r.State,
 		Stage: r.Stage, Step: r.Step,

@@ -139,7 +139,7 @@ func Next(d Desired, cur *fleet.Rollout, agents []fleet.AgentState, now time.Tim
 	}
 
 	r.Stage = min(r.Stage, len(d.Stages)-1) // Git may have dropped stages
-	st := d.Stages[r.Stage]
+	st := effective(d.Stages[r.Stage])
 	tl := tallyOf(d, r, agents)
 	if r.State != fleet.StatePending {
 		if msg, ok := tl.halts(d, r); ok {
@@ -446,18 +446,18 @@ func (t *tally) halts(d Desired, r fleet.Rollout) (string, bool) {
 			len(c.failed), c.total, what, d.Version, q, limit, idList(c.failed)), true
 	}
 	for s := range r.Stage {
-		if msg, ok := check(&t.stages[s], d.Stages[s].FailureThreshold, fmt.Sprintf("agents of stage %d", s)); ok {
+		if msg, ok := check(&t.stages[s], effective(d.Stages[s]).FailureThreshold, fmt.Sprintf("agents of stage %d", s)); ok {
 			return msg, true
 		}
 	}
 	if r.Step == fleet.StepCanary {
-		return check(&t.canary, d.Stages[r.Stage].FailureThreshold, fmt.Sprintf("canaries of stage %d", r.Stage))
+		return check(&t.canary, effective(d.Stages[r.Stage]).FailureThreshold, fmt.Sprintf("canaries of stage %d", r.Stage))
 	}
-	return check(&t.stages[r.Stage], d.Stages[r.Stage].FailureThreshold, fmt.Sprintf("agents of stage %d", r.Stage))
+	return check(&t.stages[r.Stage], effective(d.Stages[r.Stage]).FailureThreshold, fmt.Sprintf("agents of stage %d", r.Stage))
 }
 
 // stageIndex maps each group to its stage; a group in two stages counts in the first.
-func stageIndex(stages []spec.Stage) map[string]int {
+func stageIndex(stages []spec.ResolvedStage) map[string]int {
 	m := map[string]int{}
 	for i, s := range stages {
 		for _, g := range s.Groups {
@@ -483,9 +483,12 @@ func bakeNote(reason string) string {
 	return "no bake time"
 }
 
-func groupList(s spec.Stage) string {
-	if len(s.Groups) == 0 {
+func groupList(s spec.ResolvedStage) string {
+	if s.Implicit && len(s.Groups) == 0 {
 		return "agents of no staged group"
+	}
+	if s.Implicit {
+		return "groups " + strings.Join(s.Groups, ", ") + " and agents of no staged group"
 	}
 	return "groups " + strings.Join(s.Groups, ", ")
 }
