@@ -20,6 +20,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("x: &a [*a]\n"))
 	f.Add([]byte("<<: {apiVersion: upkeep.dev/v1alpha1}\nkind: Channel\nmetadata: {name: m}\nspec: {controlPlane: cloud, follow: controlPlane}\n"))
 	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: g}\nspec: {channel: stable/cloud, timezone: UTC, windows: [{start: '23:59', duration: 168h, days: [Sun]}], freezes: [{name: f, start: 2026-01-01, end: 2026-01-01}]}\n"))
+	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: r}\nspec: {controlPlane: cloud, version: 17.0.0, rollout: {resume: 2026-12-03T10:00:00Z, stages: [{groups: [g], canaries: '10%', bakeTime: 1h, successThreshold: 3, failureThreshold: '0.5%'}, {groups: [h]}]}}\n---\napiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: g}\nspec: {channel: r, timezone: UTC, maxConcurrent: 2}\n---\napiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: h}\nspec: {channel: r, timezone: UTC, maxConcurrent: '50%'}\n"))
 	files, _ := filepath.Glob("testdata/valid/*/*.y*ml")
 	more, _ := filepath.Glob("testdata/valid/*.yaml")
 	for _, p := range append(files, more...) {
@@ -69,7 +70,13 @@ func FuzzLoad(f *testing.F) {
 				}
 			}
 		}
+		for _, ch := range st.Channels {
+			checkRolloutInvariants(t, st, ch)
+		}
 		for _, g := range st.Groups {
+			if !validQuantity(g.MaxConcurrent) {
+				t.Fatalf("valid state: group %q maxConcurrent %+v", g.Name, g.MaxConcurrent)
+			}
 			if st.Channel(g.Channel) == nil || g.Location == nil {
 				t.Fatalf("valid state: group %+v", g)
 			}
@@ -85,4 +92,41 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkRolloutInvariants asserts what a valid State promises of a
+// channel's rollout: stages with groups that follow the channel, each
+// group in one stage, sane thresholds, and an implicit last stage.
+func checkRolloutInvariants(t *testing.T, st *State, ch *Channel) {
+	t.Helper()
+	if ch.Rollout == nil {
+		return
+	}
+	if len(ch.Rollout.Stages) == 0 {
+		t.Fatalf("valid state: channel %q has a rollout without stages", ch.Name)
+	}
+	seen := map[string]bool{}
+	for i, s := range ch.Rollout.Stages {
+		if len(s.Groups) == 0 || !validQuantity(s.Canaries) || s.Canaries.IsPercent && s.Canaries.Percent >= 100 ||
+			s.SuccessThreshold.IsZero() || !validQuantity(s.SuccessThreshold) || s.FailureThreshold.IsZero() || !validQuantity(s.FailureThreshold) ||
+			s.BakeTime < 0 || s.BakeTime > MaxWindowDuration {
+			t.Fatalf("valid state: channel %q stage %d %+v", ch.Name, i, s)
+		}
+		for _, g := range s.Groups {
+			if grp := st.Group(g); grp == nil || grp.Channel != ch.Name || seen[g] {
+				t.Fatalf("valid state: channel %q stage %d group %q missing, on another channel or in two stages", ch.Name, i, g)
+			}
+			seen[g] = true
+		}
+	}
+	if stages := st.RolloutStages(ch.Name); ch.Version != NoVersion && (len(stages) != len(ch.Rollout.Stages)+1 || !stages[len(stages)-1].Implicit) {
+		t.Fatalf("valid state: channel %q resolves to %+v", ch.Name, stages)
+	}
+}
+
+func validQuantity(q Quantity) bool {
+	if q.IsPercent {
+		return q.Count == 0 && q.Percent > 0 && q.Percent <= 100
+	}
+	return q.Count >= 0 && q.Percent == 0
 }
