@@ -25,9 +25,9 @@ func TestAnswer(t *testing.T) {
 		group []ask // GroupVersion (agent unused)
 	}{
 		{
-			name: "a done rollout answers its version to every agent, staged or not",
-			r:    rollout(fleet.StateDone, 2, fleet.StepAll),
-			asks: []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v2, ""}, {"", "c", v2, ""}, {"unknown", "d", v2, ""}},
+			name:  "a done rollout answers its version to every agent, staged or not",
+			r:     rollout(fleet.StateDone, 2, fleet.StepAll),
+			asks:  []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v2, ""}, {"", "c", v2, ""}, {"unknown", "d", v2, ""}},
 			group: []ask{{"prod", "", v2, ""}},
 		},
 		{
@@ -47,22 +47,22 @@ func TestAnswer(t *testing.T) {
 			asks: []ask{{"canary-hosts", "canary-hosts-1", v2, ""}, {"canary-hosts", "canary-hosts-2", v1, HeldNotCanary}},
 		},
 		{
-			name: "in a stage's all step its agents and every earlier stage get the version",
-			r:    rollout(fleet.StateActive, 1, fleet.StepAll),
-			asks: []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v2, ""}, {"", "c", v1, HeldStageLater}, {"elsewhere", "d", v1, HeldStageLater}},
+			name:  "in a stage's all step its agents and every earlier stage get the version",
+			r:     rollout(fleet.StateActive, 1, fleet.StepAll),
+			asks:  []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v2, ""}, {"", "c", v1, HeldStageLater}, {"elsewhere", "d", v1, HeldStageLater}},
 			group: []ask{{"prod", "", v2, ""}, {"canary-hosts", "", v2, ""}, {"", "", v1, HeldStageLater}},
 		},
 		{
-			name: "a pending stage holds its agents; done stages keep the version",
-			r:    rollout(fleet.StatePending, 1, ""),
-			asks: []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v1, HeldPending}, {"", "c", v1, HeldStageLater}},
+			name:  "a pending stage holds its agents; done stages keep the version",
+			r:     rollout(fleet.StatePending, 1, ""),
+			asks:  []ask{{"canary-hosts", "a", v2, ""}, {"prod", "b", v1, HeldPending}, {"", "c", v1, HeldStageLater}},
 			group: []ask{{"prod", "", v1, HeldPending}},
 		},
 		{
-			name: "halted: nobody new gets the version, agents already on it and done stages keep it",
-			r:    rollout(fleet.StateHalted, 1, fleet.StepAll),
-			on:   []string{"prod-0"},
-			asks: []ask{{"canary-hosts", "a", v2, ""}, {"prod", "prod-0", v2, ""}, {"prod", "prod-1", v1, HeldHalted}, {"", "c", v1, HeldHalted}},
+			name:  "halted: nobody new gets the version, agents already on it and done stages keep it",
+			r:     rollout(fleet.StateHalted, 1, fleet.StepAll),
+			on:    []string{"prod-0"},
+			asks:  []ask{{"canary-hosts", "a", v2, ""}, {"prod", "prod-0", v2, ""}, {"prod", "prod-1", v1, HeldHalted}, {"", "c", v1, HeldHalted}},
 			group: []ask{{"prod", "", v1, HeldHalted}, {"canary-hosts", "", v2, ""}},
 		},
 		{

@@ -32,9 +32,11 @@ func implicit(groups ...string) spec.ResolvedStage {
 	return s
 }
 
-func n(c int) spec.Quantity      { return spec.Quantity{Count: c} }
-func pct(p float64) spec.Quantity    { return spec.Quantity{Percent: p, IsPercent: true} }
-func desired(version string) Desired { return Desired{Channel: "stable", Version: version, Revision: "abc"} }
+func n(c int) spec.Quantity       { return spec.Quantity{Count: c} }
+func pct(p float64) spec.Quantity { return spec.Quantity{Percent: p, IsPercent: true} }
+func desired(version string) Desired {
+	return Desired{Channel: "stable", Version: version, Revision: "abc"}
+}
 
 // twoStages: canary-hosts (1 canary, bake 30m), then prod (no canaries,
 // bake 1h), then the implicit stage.
@@ -72,7 +74,9 @@ func set(agents []fleet.AgentState, f func(*fleet.AgentState), ids ...string) []
 }
 
 func on(version string) func(*fleet.AgentState) {
-	return func(a *fleet.AgentState) { a.CurrentVersion, a.Health, a.Outcome = version, report.HealthHealthy, report.OutcomeUpdated }
+	return func(a *fleet.AgentState) {
+		a.CurrentVersion, a.Health, a.Outcome = version, report.HealthHealthy, report.OutcomeUpdated
+	}
 }
 
 func rolledBack(version string, at time.Time) func(*fleet.AgentState) {
@@ -230,8 +234,8 @@ func TestNext(t *testing.T) {
 			),
 		},
 		{
-			name: "an agent of a done stage that turns unhealthy on the version halts a later stage",
-			d:    twoStages(v2),
+			name:  "an agent of a done stage that turns unhealthy on the version halts a later stage",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{{agents: func(fleet.Rollout) []fleet.AgentState {
 				return set(stageOneOn(fleet.Rollout{}), unhealthyOn(v2), "canary-hosts-1")
@@ -273,8 +277,8 @@ func TestNext(t *testing.T) {
 				}}},
 		},
 		{
-			name: "stale agents are left out of the success threshold",
-			d:    twoStages(v2),
+			name:  "stale agents are left out of the success threshold",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{
 				{agents: func(fleet.Rollout) []fleet.AgentState {
@@ -287,24 +291,24 @@ func TestNext(t *testing.T) {
 			},
 		},
 		{
-			name: "a live agent not yet updated keeps the step from succeeding",
-			d:    twoStages(v2),
+			name:  "a live agent not yet updated keeps the step from succeeding",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{{agents: func(fleet.Rollout) []fleet.AgentState {
 				return set(stageOneOn(fleet.Rollout{}), on(v2), "prod-0", "prod-1", "prod-2")
 			}}},
 		},
 		{
-			name: "a step whose agents are all stale never succeeds",
-			d:    twoStages(v2),
+			name:  "a step whose agents are all stale never succeeds",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{{agents: func(fleet.Rollout) []fleet.AgentState {
 				return set(stageOneOn(fleet.Rollout{}), stale, "prod-0", "prod-1", "prod-2", "prod-3")
 			}}},
 		},
 		{
-			name: "a stage with no agents at all passes at once",
-			d:    twoStages(v2),
+			name:  "a stage with no agents at all passes at once",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StatePending, Stage: 1},
 			ticks: []tick{
 				{agents: func(fleet.Rollout) []fleet.AgentState { return agentSet("canary-hosts", 3, v2) }, rule: RuleStageStarted, state: fleet.StateActive},
@@ -410,8 +414,8 @@ func TestNext(t *testing.T) {
 			},
 		},
 		{
-			name: "an operator halts a running rollout and resumes it, named as the actor",
-			d:    twoStages(v2),
+			name:  "an operator halts a running rollout and resumes it, named as the actor",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{
 				{op: func(r fleet.Rollout, now time.Time) (fleet.Rollout, fleet.Transition, error) {
@@ -433,8 +437,8 @@ func TestNext(t *testing.T) {
 			},
 		},
 		{
-			name: "no double step: a step taken is not taken again from its result",
-			d:    twoStages(v2),
+			name:  "no double step: a step taken is not taken again from its result",
+			d:     twoStages(v2),
 			start: &fleet.Rollout{Channel: "stable", Version: v2, FromVersion: v1, State: fleet.StateActive, Stage: 1, Step: fleet.StepAll},
 			ticks: []tick{
 				{agents: all(v2), rule: RuleSuccessThreshold, state: fleet.StateBaking},
