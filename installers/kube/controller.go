@@ -25,7 +25,9 @@ import (
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/apply"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/schedule"
+	"upkeep.dev/upkeep/sources/versionclient"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -112,6 +114,7 @@ type Reconciler struct {
 	server   *serverCache
 	verifier *verifyCache
 	reporter Reporter
+	leases   LeaseServer
 	opts     Options
 	now      func() time.Time
 	log      *slog.Logger
@@ -229,7 +232,7 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr 
 	if chErr != nil {
 		ch = ChannelInfo{Target: reconcile.Target{Err: chErr}, Critical: reconcile.CriticalUnknown}
 	} else {
-		ch = r.server.Channel(ctx, cfg.Channel)
+		ch = r.server.Channel(ctx, cfg.Channel, r.identity(p, cfg))
 	}
 	in.Target, in.Critical = ch.Target, ch.Critical
 	if ch.Target.Err != nil {
@@ -269,6 +272,14 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr 
 	}
 
 	d := reconcile.Decide(in)
+	// The lease is asked only when the chain says Update, then the chain
+	// decides again with the answer: a refusal becomes ConcurrencyLimit.
+	var lease reconcile.Lease
+	if d.Action == reconcile.ActionUpdate && r.leases != nil {
+		lease = r.acquireLease(ctx, p, cfg, ch.Text, log)
+		in.Lease = lease
+		d = reconcile.Decide(in)
+	}
 	p.Decision = d
 	metricDecisions.WithLabelValues(w.kind, string(d.Action), d.Rule).Inc()
 	status := Status{
@@ -295,13 +306,59 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr 
 		}
 	}
 	if d.Action == reconcile.ActionUpdate {
-		return r.update(ctx, w, cfg, st, ch.Text, &status, newSkipped, p, log)
+		res, err := r.update(ctx, w, cfg, st, ch.Text, &status, newSkipped, p, log)
+		if lease.State == reconcile.LeaseGranted && (err != nil || status.Outcome != OutcomeUpdating) {
+			// No rollout to follow (refused, or the write failed): the
+			// place goes back now.
+			r.releaseLease(ctx, p, cfg, log)
+		}
+		return res, err
 	}
 	if r.writeStatus(ctx, w, p.At, st.Last, &status, newSkipped) {
 		log.Info("decision", "decision", d, "current", in.Current, "target", ch.Text)
 	}
 	p.Status = status
 	return ctrl.Result{RequeueAfter: r.requeue(now, d.RecheckAt)}, nil
+}
+
+// identity is who the workload is to the version server and the leases:
+// the agent id its reports carry (the workload's UID) and its group.
+func (r *Reconciler) identity(p *Pass, cfg Config) versionclient.Identity {
+	return versionclient.Identity{AgentID: p.UID, Group: cfg.Group}
+}
+
+// acquireLease asks for a place among the group's updating agents before
+// the image changes.
+func (r *Reconciler) acquireLease(ctx context.Context, p *Pass, cfg Config, version string, log *slog.Logger) reconcile.Lease {
+	a, err := r.leases.Acquire(ctx, report.LeaseRequest{AgentID: p.UID, Group: cfg.Group, Channel: cfg.Channel, Version: version})
+	l := report.LeaseInput(cfg.Group, a, err)
+	switch l.State {
+	case reconcile.LeaseGranted:
+		log.Info("lease granted", "group", cfg.Group, "expiresAt", a.ExpiresAt)
+	case reconcile.LeaseUnsupported:
+		log.Info("updating without a lease: the server keeps none", "reason", err)
+	case reconcile.LeaseRefused:
+		log.Info("lease refused", "group", cfg.Group, "holders", a.Holders, "max", a.Max, "retryAfter", a.RetryAfter)
+	case reconcile.LeaseFailed:
+		log.Warn("lease could not be asked", "group", cfg.Group, "error", err)
+	}
+	return l
+}
+
+// releaseLeaseTimeout bounds giving a lease back; one left behind holds its
+// place until the server's TTL.
+const releaseLeaseTimeout = 10 * time.Second
+
+// releaseLease gives the workload's lease back once its rollout is over.
+func (r *Reconciler) releaseLease(ctx context.Context, p *Pass, cfg Config, log *slog.Logger) {
+	if r.leases == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseLeaseTimeout)
+	defer cancel()
+	if err := r.leases.Release(ctx, cfg.Group, p.UID); err != nil {
+		log.Warn("lease not given back; it frees its place when it expires", "group", cfg.Group, "error", err)
+	}
 }
 
 // requeue is when to look again: the decision's recheck time, bounded by
@@ -394,6 +451,7 @@ func (r *Reconciler) followRollout(ctx context.Context, w *workload, cfg Config,
 		if err := r.patchAnnotations(ctx, w, map[string]*string{AnnotationRollout: nil, AnnotationLastDecision: ptr(mustJSON(status))}); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.releaseLease(ctx, p, cfg, log)
 		r.event(w.obj, nil, corev1.EventTypeNormal, EventRolloutSuperseded, "Follow", "%s", status.OutcomeMessage)
 		return ctrl.Result{RequeueAfter: minRequeue}, nil
 	}
@@ -409,6 +467,7 @@ func (r *Reconciler) followRollout(ctx context.Context, w *workload, cfg Config,
 		if err := r.patchAnnotations(ctx, w, map[string]*string{AnnotationRollout: nil, AnnotationLastDecision: ptr(mustJSON(status))}); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.releaseLease(ctx, p, cfg, log)
 		metricOutcomes.WithLabelValues(w.kind, OutcomeUpdated, "RolloutComplete").Inc()
 		r.event(w.obj, nil, corev1.EventTypeNormal, EventUpdated, "Update", "%s", status.OutcomeMessage)
 		log.Info("rollout complete", "image", ro.Image, "progress", prog.Message)
@@ -459,6 +518,7 @@ func (r *Reconciler) rollBack(ctx context.Context, w *workload, cfg Config, st S
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.releaseLease(ctx, p, cfg, log)
 	metricOutcomes.WithLabelValues(w.kind, OutcomeRolledBack, reason).Inc()
 	r.event(w.obj, nil, corev1.EventTypeWarning, EventRolledBack, "RollBack", "%s: %s", reason, status.OutcomeMessage)
 	log.Warn("rolled back", "reason", reason, "message", status.OutcomeMessage)

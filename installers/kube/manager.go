@@ -44,6 +44,10 @@ type ManagerOptions struct {
 	Verifier ImageVerifier
 	// Reporter sends reports; nil sends none.
 	Reporter Reporter
+	// Leases, when set, is asked for a concurrency lease before an image
+	// change (given back when the rollout completes or is rolled back);
+	// nil changes images without one.
+	Leases LeaseServer
 	// Logger receives the updater's and controller-runtime's logs.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -139,6 +143,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, *Reconcile
 		server:   newServerCache(o.Server, o.PollInterval, o.Now),
 		verifier: newVerifyCache(o.Verifier, o.VerifyCacheTTL, o.Now),
 		reporter: o.Reporter,
+		leases:   o.Leases,
 		opts:     o.Options,
 		now:      o.Now,
 		log:      o.Logger,

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -341,14 +342,24 @@ func TestIgnoreOwnWrites(t *testing.T) {
 type countingServer struct {
 	version  atomic.Value
 	channel  atomic.Value // the group's channel
+	hold     atomic.Pointer[reconcile.RolloutHold]
+	canary   atomic.Value // the agent id answered the rollout's version, not held
 	requests atomic.Int64
+	targets  atomic.Int64
 	fail     atomic.Bool
 }
 
-func (s *countingServer) Target(context.Context, string) (versionclient.Target, error) {
+func (s *countingServer) TargetAs(_ context.Context, _ string, id versionclient.Identity) (versionclient.Target, error) {
 	s.requests.Add(1)
+	s.targets.Add(1)
 	if s.fail.Load() {
 		return versionclient.Target{}, errors.New("down")
+	}
+	if h := s.hold.Load(); h != nil {
+		if c, _ := s.canary.Load().(string); c == id.AgentID {
+			return versionclient.Target{Version: h.Version}, nil
+		}
+		return versionclient.Target{Version: s.version.Load().(string), Held: h}, nil
 	}
 	return versionclient.Target{Version: s.version.Load().(string)}, nil
 }
@@ -411,22 +422,47 @@ func TestServerCache(t *testing.T) {
 	now := t0
 	c := newServerCache(srv, 30*time.Second, func() time.Time { return now })
 	ctx := context.Background()
+	me := versionclient.Identity{AgentID: "uid-1", Group: "eu-prod"}
 	for range 200 {
-		if got := c.Channel(ctx, "stable").Text; got != "1.0.0" {
+		if got := c.Channel(ctx, "stable", me).Text; got != "1.0.0" {
 			t.Fatalf("target %q", got)
 		}
 	}
 	if n := srv.requests.Load(); n != 2 {
-		t.Fatalf("200 workloads on one channel made %d requests, want 2 (version and critical)", n)
+		t.Fatalf("200 passes of one workload made %d requests, want 2 (version and critical)", n)
 	}
+	// A rollout answers each agent on its own: one target per workload,
+	// one critical flag per channel.
+	for i := range 200 {
+		c.Channel(ctx, "stable", versionclient.Identity{AgentID: fmt.Sprintf("uid-%d", i), Group: "eu-prod"})
+	}
+	if n := srv.requests.Load(); n != 2+199 {
+		t.Fatalf("200 workloads on one channel made %d requests, want 201 (a version each, the critical flag once)", n)
+	}
+	srv.requests.Store(0)
 	srv.version.Store("1.1.0")
 	now = now.Add(10 * time.Second)
 	changed, _ := c.Refresh(ctx, time.Hour)
 	if len(changed) != 1 || changed[0] != "stable" {
 		t.Fatalf("changed = %v, want [stable]", changed)
 	}
-	if got := c.Channel(ctx, "stable").Text; got != "1.1.0" {
+	if n := srv.requests.Load(); n != 201 {
+		t.Fatalf("a refresh of 200 workloads made %d requests, want 201", n)
+	}
+	if got := c.Channel(ctx, "stable", me).Text; got != "1.1.0" {
 		t.Fatalf("after a refresh the target is %q", got)
+	}
+	// A hold appearing (or lifting) is a change, though the version is not.
+	srv.hold.Store(&reconcile.RolloutHold{Version: "1.2.0", State: "Canary", Stage: 0, Reason: "NotCanary"})
+	srv.canary.Store("uid-7")
+	if changed, _ := c.Refresh(ctx, time.Hour); len(changed) != 1 {
+		t.Fatalf("a new hold did not count as a change: %v", changed)
+	}
+	if got := c.Channel(ctx, "stable", me); got.Text != "1.1.0" || got.Target.Held == nil || got.Target.Held.Version != "1.2.0" {
+		t.Fatalf("a held workload: %+v", got)
+	}
+	if got := c.Channel(ctx, "stable", versionclient.Identity{AgentID: "uid-7", Group: "eu-prod"}); got.Text != "1.2.0" || got.Target.Held != nil {
+		t.Fatalf("the canary: %+v", got)
 	}
 	if changed, _ := c.Refresh(ctx, time.Hour); len(changed) != 0 {
 		t.Fatalf("an unchanged answer reported as changed: %v", changed)

@@ -14,6 +14,13 @@ type Reporter interface {
 	Send(ctx context.Context, r report.Report) error
 }
 
+// LeaseServer hands out the concurrency leases that cap how many agents of
+// a group update at once; *report.Client is the real one.
+type LeaseServer interface {
+	Acquire(ctx context.Context, req report.LeaseRequest) (report.LeaseAnswer, error)
+	Release(ctx context.Context, group, agentID string) error
+}
+
 // Pass is what one reconcile of a workload saw, decided and did.
 type Pass struct {
 	At       time.Time
@@ -50,6 +57,7 @@ func (p *Pass) Report(updaterVersion string) report.Report {
 	if p.Decision.Action != "" {
 		r.SetDecision(p.Decision)
 	}
+	r.Outcome = reportOutcome(p.Status.Outcome)
 	switch {
 	case p.Err != nil:
 		r.LastError = p.Err.Error()
@@ -69,4 +77,19 @@ func healthText(h reconcile.Health) string {
 		return "Unhealthy"
 	}
 	return "Unknown"
+}
+
+// reportOutcome is the report's word for how the pass's update ended. A
+// refused image (it failed verification) is a failed update: the version
+// could not be installed. A rollout still in progress has no outcome yet.
+func reportOutcome(o string) string {
+	switch o {
+	case OutcomeUpdated:
+		return report.OutcomeUpdated
+	case OutcomeRolledBack:
+		return report.OutcomeRolledBack
+	case OutcomeRefused:
+		return report.OutcomeFailed
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 // VersionServer is what the updater asks about channels and groups;
 // versionclient.Client is the real one.
 type VersionServer interface {
-	Target(ctx context.Context, channel string) (versionclient.Target, error)
+	// TargetAs asks the channel's version as one workload (its identity
+	// headers), since a rollout answers each agent by its stage and canary
+	// status.
+	TargetAs(ctx context.Context, channel string, id versionclient.Identity) (versionclient.Target, error)
 	Critical(ctx context.Context, channel string) (bool, error)
 	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
 	// GroupChannel is the channel the group follows (upkeep's API only).
@@ -30,7 +34,28 @@ type ChannelInfo struct {
 }
 
 func (a ChannelInfo) same(b ChannelInfo) bool {
-	return a.Text == b.Text && a.Critical == b.Critical && (a.Target.Err == nil) == (b.Target.Err == nil)
+	return a.Text == b.Text && a.Critical == b.Critical && (a.Target.Err == nil) == (b.Target.Err == nil) &&
+		sameHold(a.Target.Held, b.Target.Held)
+}
+
+func sameHold(a, b *reconcile.RolloutHold) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// targetKey is one workload's question: a rollout answers each agent on its
+// own, so targets are cached per channel and identity. The critical flag is
+// the channel's, cached per channel.
+type targetKey struct {
+	channel string
+	id      versionclient.Identity
+}
+
+// criticalInfo is a channel's critical flag as last fetched.
+type criticalInfo struct {
+	Critical reconcile.Critical
 }
 
 // GroupInfo is a group's schedule as last fetched.
@@ -55,18 +80,20 @@ func (a GroupChannelInfo) same(b GroupChannelInfo) bool {
 	return a.Channel == b.Channel && (a.Err == nil) == (b.Err == nil)
 }
 
-// serverCache asks the version server once per channel and group per ttl,
-// however many workloads follow them: 200 Deployments on one channel cost
-// two requests per poll, not 400 per pass. Concurrent callers of a stale
-// entry wait for one fetch.
+// serverCache asks the version server once per ttl for each workload's
+// target (the answer is per agent while a rollout runs), once per channel
+// for its critical flag and once per group: 200 Deployments on one channel
+// cost 201 requests per poll, whatever the number of passes. Concurrent
+// callers of a stale entry wait for one fetch.
 type serverCache struct {
 	srv VersionServer
 	ttl time.Duration
 	now func() time.Time
 
-	mu       sync.Mutex
-	channels map[string]*cacheEntry[ChannelInfo]
-	groups   map[string]*cacheEntry[GroupInfo]
+	mu        sync.Mutex
+	channels  map[targetKey]*cacheEntry[ChannelInfo]
+	criticals map[string]*cacheEntry[criticalInfo]
+	groups    map[string]*cacheEntry[GroupInfo]
 	// groupChannels are asked only for workloads without a channel annotation.
 	groupChannels map[string]*cacheEntry[GroupChannelInfo]
 }
@@ -80,7 +107,8 @@ type cacheEntry[T any] struct {
 
 func newServerCache(srv VersionServer, ttl time.Duration, now func() time.Time) *serverCache {
 	return &serverCache{srv: srv, ttl: ttl, now: now,
-		channels: map[string]*cacheEntry[ChannelInfo]{}, groups: map[string]*cacheEntry[GroupInfo]{},
+		channels: map[targetKey]*cacheEntry[ChannelInfo]{}, criticals: map[string]*cacheEntry[criticalInfo]{},
+		groups:        map[string]*cacheEntry[GroupInfo]{},
 		groupChannels: map[string]*cacheEntry[GroupChannelInfo]{}}
 }
 
@@ -98,7 +126,7 @@ func (e *cacheEntry[T]) refresh(ctx context.Context, now time.Time, fetch func()
 	return had && !same(old, v)
 }
 
-func entry[T any](c *serverCache, m map[string]*cacheEntry[T], key string, now time.Time) *cacheEntry[T] {
+func entry[K comparable, T any](c *serverCache, m map[K]*cacheEntry[T], key K, now time.Time) *cacheEntry[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := m[key]
@@ -112,23 +140,25 @@ func entry[T any](c *serverCache, m map[string]*cacheEntry[T], key string, now t
 	return e
 }
 
-// Channel returns the channel's target and critical flag, fetching them when
-// the cached answer is older than the ttl.
-func (c *serverCache) Channel(ctx context.Context, channel string) ChannelInfo {
+// Channel returns the channel's target for the workload id and the
+// channel's critical flag, fetching them when the cached answer is older
+// than the ttl.
+func (c *serverCache) Channel(ctx context.Context, channel string, id versionclient.Identity) ChannelInfo {
 	now := c.now()
-	e := entry(c, c.channels, channel, now)
+	key := targetKey{channel, id}
+	e := entry(c, c.channels, key, now)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.at.IsZero() && now.Sub(e.at) < c.ttl {
 		return e.val
 	}
-	e.val, e.at = c.fetchChannel(ctx, channel), now
+	e.val, e.at = c.fetchChannel(ctx, key), now
 	return e.val
 }
 
-func (c *serverCache) fetchChannel(ctx context.Context, channel string) ChannelInfo {
+func (c *serverCache) fetchChannel(ctx context.Context, key targetKey) ChannelInfo {
 	info := ChannelInfo{At: c.now()}
-	t, err := c.srv.Target(ctx, channel)
+	t, err := c.srv.TargetAs(ctx, key.channel, key.id)
 	switch {
 	case err != nil:
 		info.Target = reconcile.Target{Err: err}
@@ -138,14 +168,32 @@ func (c *serverCache) fetchChannel(ctx context.Context, channel string) ChannelI
 	default:
 		info.Target, info.Text = reconcile.Target{Version: t.Version}, t.Version
 	}
-	info.Critical = reconcile.CriticalUnknown
+	info.Target.Held = t.Held
+	info.Critical = c.critical(ctx, key.channel)
+	return info
+}
+
+// critical is the channel's critical flag, asked once per ttl for all the
+// workloads that follow the channel (a refresh asks it again first).
+func (c *serverCache) critical(ctx context.Context, channel string) reconcile.Critical {
+	now := c.now()
+	e := entry(c, c.criticals, channel, now)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.at.IsZero() && now.Sub(e.at) < c.ttl {
+		return e.val.Critical
+	}
+	v := criticalInfo{Critical: reconcile.CriticalUnknown}
 	if crit, err := c.srv.Critical(ctx, channel); err == nil {
-		info.Critical = reconcile.CriticalNo
+		v.Critical = reconcile.CriticalNo
 		if crit {
-			info.Critical = reconcile.CriticalYes
+			v.Critical = reconcile.CriticalYes
 		}
 	}
-	return info
+	if ctx.Err() == nil {
+		e.val, e.at = v, now
+	}
+	return v.Critical
 }
 
 // Group returns the group's windows, fetching them when the cached answer
@@ -183,14 +231,28 @@ func (c *serverCache) GroupChannel(ctx context.Context, group string) GroupChann
 // changed counts as a changed group: its workloads follow the new channel.
 func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channels, groups []string) {
 	now := c.now()
-	chNames, grNames, gcNames := c.live(now, forget)
-	for _, name := range chNames {
-		if entry(c, c.channels, name, time.Time{}).refresh(ctx, now, func() ChannelInfo {
-			return c.fetchChannel(ctx, name)
-		}, ChannelInfo.same) {
-			channels = append(channels, name)
+	keys, grNames, gcNames := c.live(now, forget)
+	// Each channel's critical flag is asked again by the first of its
+	// targets refreshed below, and reused by the others.
+	c.mu.Lock()
+	crits := make([]*cacheEntry[criticalInfo], 0, len(c.criticals))
+	for _, e := range c.criticals {
+		crits = append(crits, e)
+	}
+	c.mu.Unlock()
+	for _, e := range crits {
+		e.mu.Lock()
+		e.at = time.Time{}
+		e.mu.Unlock()
+	}
+	for _, key := range keys {
+		if entry(c, c.channels, key, time.Time{}).refresh(ctx, now, func() ChannelInfo {
+			return c.fetchChannel(ctx, key)
+		}, ChannelInfo.same) && !slices.Contains(channels, key.channel) {
+			channels = append(channels, key.channel)
 		}
 	}
+	slices.Sort(channels)
 	for _, name := range grNames {
 		if entry(c, c.groups, name, time.Time{}).refresh(ctx, now, func() GroupInfo {
 			ws, err := c.srv.Schedule(ctx, name)
@@ -213,15 +275,20 @@ func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channe
 
 // live lists the names used within forget and drops the rest. entry() above
 // refreshes lastUsed only for real callers; Refresh passes a zero time.
-func (c *serverCache) live(now time.Time, forget time.Duration) (chNames, grNames, gcNames []string) {
+func (c *serverCache) live(now time.Time, forget time.Duration) (keys []targetKey, grNames, gcNames []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, e := range c.channels {
+	for key, e := range c.channels {
 		if now.Sub(e.lastUsed) > forget {
-			delete(c.channels, name)
+			delete(c.channels, key)
 			continue
 		}
-		chNames = append(chNames, name)
+		keys = append(keys, key)
+	}
+	for name, e := range c.criticals {
+		if now.Sub(e.lastUsed) > forget {
+			delete(c.criticals, name)
+		}
 	}
 	for name, e := range c.groups {
 		if now.Sub(e.lastUsed) > forget {
@@ -237,8 +304,10 @@ func (c *serverCache) live(now time.Time, forget time.Duration) (chNames, grName
 		}
 		gcNames = append(gcNames, name)
 	}
-	slices.Sort(chNames)
+	slices.SortFunc(keys, func(a, b targetKey) int {
+		return strings.Compare(a.channel+"\x00"+a.id.Group+"\x00"+a.id.AgentID, b.channel+"\x00"+b.id.Group+"\x00"+b.id.AgentID)
+	})
 	slices.Sort(grNames)
 	slices.Sort(gcNames)
-	return chNames, grNames, gcNames
+	return keys, grNames, gcNames
 }
