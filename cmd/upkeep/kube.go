@@ -29,7 +29,7 @@ func init() { extraCommands = append(extraCommands, newKubeUpdaterCmd) }
 
 type kubeFlags struct {
 	server, tokenFile, caFile       string
-	report                          bool
+	report, leases                  bool
 	namespace, kubeconfig           string
 	publicKeys                      []string
 	publicKeySecret                 string
@@ -74,6 +74,7 @@ status.upkeep.dev/last-decision, in Events, in /metrics and in reports.`,
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token the server expects for reports")
 	fl.StringVar(&f.caFile, "ca-file", "", "PEM bundle of the authorities that sign the server's certificate (default: the system's)")
 	fl.BoolVar(&f.report, "report", true, "send a report of each decision to the server's /v1/reports (needs --token-file)")
+	fl.BoolVar(&f.leases, "leases", true, "take a concurrency lease from the server's /v1/leases before each image change, so at most a group's maxConcurrent workloads update at once (needs --token-file; without one, images change without a lease)")
 	fl.StringVar(&f.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	fl.StringArrayVar(&f.publicKeys, "public-key", nil, "PEM file of cosign public keys to trust (repeatable; one valid signature suffices)")
@@ -113,6 +114,9 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 	}
 	if f.report && f.tokenFile == "" {
 		return usageError{fmt.Errorf("--report needs --token-file, the bearer token the server expects (or pass --report=false)")}
+	}
+	if f.leases && f.tokenFile == "" && cmd.Flags().Changed("leases") {
+		return usageError{fmt.Errorf("--leases needs --token-file: the server's leases route takes the report token")}
 	}
 	server, err := versionclient.New(f.server, versionclient.Options{CAFile: f.caFile, Version: buildVersion()})
 	if err != nil {
@@ -158,12 +162,20 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 		LeaderElection: f.leaderElect, LeaderElectionID: f.leaderID, LeaderElectionNamespace: f.leaderNamespace,
 		MaxConcurrentReconciles: f.concurrency,
 	}
-	if f.report {
+	if f.tokenFile != "" && (f.report || f.leases) {
 		rc, err := report.NewClient(f.server, report.ClientOptions{TokenFile: f.tokenFile, CAFile: f.caFile, UserAgent: "upkeep-kube-updater/" + buildVersion()})
 		if err != nil {
 			return usageError{fmt.Errorf("report: %w", err)}
 		}
-		mo.Reporter = rc
+		if f.report {
+			mo.Reporter = rc
+		}
+		if f.leases {
+			mo.Leases = rc
+		}
+	}
+	if mo.Leases == nil {
+		log.Info("changing images without concurrency leases: the groups' maxConcurrent does not count these workloads", "why", "--leases=false, or no --token-file")
 	}
 	mgr, _, err := kube.NewManager(restCfg, mo)
 	if err != nil {
