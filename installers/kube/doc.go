@@ -63,6 +63,15 @@
 //   - A schedule counts as unusable only after UnusableThreshold checks at
 //     least ScheduleRecheck apart: a watch event right after a check is the
 //     same check again, so the threshold spans time as it does on a host.
+//   - Identity and leases: targets are asked as each workload (headers
+//     Upkeep-Agent-Id: its UID, Upkeep-Group: its group), since a rollout
+//     answers each agent by its stage and canary status; they are cached
+//     per workload, the critical flag per channel. When the chain says
+//     Update, a concurrency lease is asked (POST /v1/leases) and the chain
+//     decides again with the answer (a refusal is ConcurrencyLimit); the
+//     lease is given back when the rollout completes, is rolled back or
+//     superseded, or when no rollout starts (a refused image). The rollout
+//     annotation carries it across restarts; a dead updater's lease expires.
 //   - Reports (POST /v1/reports) are sent when the decision or outcome
 //     changes and at least once per interval, for workloads with a group
 //     (the report document requires one); the agent id is the workload's UID.

@@ -2,7 +2,12 @@
 // package and run by systemd, it fetches the channel's target, decides with
 // the shared chain whether the agent may restart now, installs the exact
 // version through the host's package manager, judges health over a settle
-// period, and rolls back by itself when a release is bad.
+// period, and rolls back by itself when a release is bad. It asks as
+// itself (agent id and group), so a progressive rollout can hold it back
+// (RolloutHeld), and takes a concurrency lease from the server before
+// installing (ConcurrencyLimit when refused), given back once the update or
+// its rollback is over; an interrupted update keeps it until the next pass
+// recovers, or the server's TTL ends it.
 package hostupdater
 
 import (
