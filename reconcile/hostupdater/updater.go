@@ -197,8 +197,11 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		if p.Recovered != nil {
 			u.log.Info("finished an interrupted update", "outcome", p.Recovered.Outcome, "reason", p.Recovered.Reason, "message", p.Recovered.Message)
 			// The interrupted run held a lease for it, which is given back
-			// now rather than at the server's TTL.
-			u.releaseLease(ctx)
+			// now rather than at the server's TTL (unless recovery itself
+			// was cut short: the agent is still mid-update).
+			if p.Recovered.Outcome != apply.Interrupted {
+				u.releaseLease(ctx)
+			}
 		}
 	}
 	state, err := apply.ReadState(dir)
