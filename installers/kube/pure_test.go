@@ -510,6 +510,41 @@ func TestPassReportValidates(t *testing.T) {
 				t.Fatalf("%+v", r)
 			}
 		}},
+		{"a rolled-back rollout is reported with outcome rolledBack", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionUpdate, Rule: reconcile.RuleUnhealthy, Reason: "AgentUnhealthy", Message: "m"},
+			Status:   Status{Current: "1.0.0", Target: "1.1.0", Health: "Unhealthy", Outcome: OutcomeRolledBack, OutcomeReason: "RolloutTimedOut", OutcomeMessage: "not healthy"},
+		}, func(t *testing.T, r report.Report) {
+			if r.Outcome != report.OutcomeRolledBack || !strings.HasPrefix(r.LastError, "RolledBack (RolloutTimedOut)") {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"a finished rollout is reported updated, one in progress with no outcome yet", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionUpdate, Rule: reconcile.RuleInWindow, Reason: "InsideWindow", Message: "m"},
+			Status:   Status{Current: "1.1.0", Target: "1.1.0", Health: "Healthy", Outcome: OutcomeUpdated},
+		}, func(t *testing.T, r report.Report) {
+			if r.Outcome != report.OutcomeUpdated {
+				t.Fatalf("%+v", r)
+			}
+			if got := reportOutcome(OutcomeUpdating); got != "" {
+				t.Fatalf("a rollout in progress reports outcome %q", got)
+			}
+		}},
+		{"an image that failed verification is a failed update", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionUpdate, Rule: reconcile.RuleInWindow, Reason: "InsideWindow", Message: "m"},
+			Status:   Status{Current: "1.0.0", Target: "1.1.0", Health: "Healthy", Outcome: OutcomeRefused, OutcomeReason: "ImageUnsigned", OutcomeMessage: "m"},
+		}, func(t *testing.T, r report.Report) {
+			if r.Outcome != report.OutcomeFailed {
+				t.Fatalf("%+v", r)
+			}
+		}},
+		{"a wait by the concurrency limit is reported with its rule", Pass{
+			Decision: reconcile.Decision{Action: reconcile.ActionWait, Rule: reconcile.RuleConcurrencyLimit, Reason: "MaxConcurrentReached", Message: "m"},
+			Status:   Status{Current: "1.0.0", Target: "1.1.0", Health: "Healthy"},
+		}, func(t *testing.T, r report.Report) {
+			if r.Rule != reconcile.RuleConcurrencyLimit || r.Outcome != "" {
+				t.Fatalf("%+v", r)
+			}
+		}},
 		{"a pass that failed before deciding reports only its error", Pass{
 			Status: Status{Outcome: OutcomeFailed, OutcomeReason: "InvalidConfig", OutcomeMessage: "annotation upkeep.dev/channel: required"},
 		}, func(t *testing.T, r report.Report) {
