@@ -334,7 +334,7 @@ func Decide(in DecisionInput) Decision {
 		if ok, d := r.check(&f); ok {
 			d.Rule = r.name
 			if d.Action == ActionUpdate {
-				if ok, ld := concurrencyLimit(&f); ok {
+				if ok, ld := concurrencyLimit(&f, d); ok {
 					ld.Rule = RuleConcurrencyLimit
 					return ld
 				}
@@ -386,8 +386,11 @@ func rolloutHeld(f *facts) (bool, Decision) {
 
 // concurrencyLimit replaces an Update when the group's lease was refused or
 // could not be asked: at most maxConcurrent agents of a group update at once.
-func concurrencyLimit(f *facts) (bool, Decision) {
+// The message names the rule that wanted the update, so the wait still
+// says why an update is due.
+func concurrencyLimit(f *facts, wanted Decision) (bool, Decision) {
 	l := f.in.Lease
+	why := fmt.Sprintf("wanted by %s (%s)", wanted.Rule, wanted.Reason)
 	group, has := fmt.Sprintf("group %q", l.Group), "has"
 	if l.Group == "" {
 		group, has = "the agents without a group", "have"
@@ -399,13 +402,13 @@ func concurrencyLimit(f *facts) (bool, Decision) {
 			at = f.in.Now.Add(DefaultLeaseRecheck)
 		}
 		return true, Decision{Action: ActionWait, Reason: "MaxConcurrentReached", RecheckAt: at,
-			Message: fmt.Sprintf("update from %s to %s waits for a place: %s %s %d of %d agents updating (maxConcurrent); asking again at %s",
-				f.currentText(), f.targetText(), group, has, l.Holders, l.Max, stamp(at))}
+			Message: fmt.Sprintf("update from %s to %s, %s, waits for a place: %s %s %d of %d agents updating (maxConcurrent); asking again at %s",
+				f.currentText(), f.targetText(), why, group, has, l.Holders, l.Max, stamp(at))}
 	case LeaseFailed:
 		at := f.in.Now.Add(DefaultLeaseRecheck)
 		return true, Decision{Action: ActionWait, Reason: "LeaseUnavailable", RecheckAt: at,
-			Message: fmt.Sprintf("update from %s to %s waits: the concurrency lease for %s could not be asked (%v), and updating without it could break the group's maxConcurrent; asking again at %s",
-				f.currentText(), f.targetText(), group, l.Err, stamp(at))}
+			Message: fmt.Sprintf("update from %s to %s, %s, waits: the concurrency lease for %s could not be asked (%v), and updating without it could break the group's maxConcurrent; asking again at %s",
+				f.currentText(), f.targetText(), why, group, l.Err, stamp(at))}
 	}
 	return false, Decision{}
 }

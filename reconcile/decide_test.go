@@ -383,7 +383,7 @@ func TestDecide(t *testing.T) {
 				in.Lease = Lease{State: LeaseRefused, Group: "eu-prod", Holders: 5, Max: 5, RetryAt: now.Add(7 * time.Minute)}
 			},
 			action: ActionWait, rule: RuleConcurrencyLimit, reason: "MaxConcurrentReached", recheck: now.Add(7 * time.Minute),
-			message: `update from 17.1.0 to 17.1.1 waits for a place: group "eu-prod" has 5 of 5 agents updating (maxConcurrent); asking again at 2026-06-02T14:07:00Z`,
+			message: `update from 17.1.0 to 17.1.1, wanted by InWindow (InsideWindow), waits for a place: group "eu-prod" has 5 of 5 agents updating (maxConcurrent); asking again at 2026-06-02T14:07:00Z`,
 		},
 		{
 			scenario: "a critical update is held by the concurrency limit too",
@@ -392,7 +392,7 @@ func TestDecide(t *testing.T) {
 				in.Lease = Lease{State: LeaseRefused, Holders: 2, Max: 2}
 			},
 			action: ActionWait, rule: RuleConcurrencyLimit, reason: "MaxConcurrentReached", recheck: now.Add(DefaultLeaseRecheck),
-			message: "the agents without a group have 2 of 2 agents updating",
+			message: "wanted by Critical (CriticalUpdate), waits for a place: the agents without a group have 2 of 2 agents updating",
 		},
 		{
 			scenario: "a refusal whose retry time has passed asks again after the default recheck",
