@@ -112,6 +112,9 @@ type ChannelSide struct {
 	// offers none or its control plane is missing.
 	Version  string `json:"version"`
 	Critical bool   `json:"critical"`
+	// Rollout describes the channel's stages for people (see
+	// describeRollout); "" when its version reaches every agent at once.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // ChannelDiff is one channel that differs, or that head makes invalid.
@@ -127,6 +130,8 @@ type ChannelDiff struct {
 	Cause           string `json:"cause,omitempty"`
 	CriticalToggled bool   `json:"criticalToggled,omitempty"`
 	ModeSwitched    bool   `json:"modeSwitched,omitempty"` // follow ↔ pinned
+	// RolloutChanged is set when the stages, their thresholds or resume changed.
+	RolloutChanged bool `json:"rolloutChanged,omitempty"`
 	// Violations are head's errors about this channel's document.
 	Violations spec.Errors `json:"violations,omitempty"`
 }
@@ -139,6 +144,8 @@ type GroupSide struct {
 	Freezes        []string `json:"freezes"` // e.g. "year-end 2026-12-20T00:00:00+01:00 until 2027-01-05T00:00:00+01:00"
 	UpdateDuration string   `json:"updateDuration"`
 	Order          int      `json:"order"`
+	// MaxConcurrent is "3" or "20%"; "" when unlimited.
+	MaxConcurrent string `json:"maxConcurrent,omitempty"`
 }
 
 // GroupDiff is one group that differs.
@@ -148,7 +155,7 @@ type GroupDiff struct {
 	Base   *GroupSide `json:"base,omitempty"`
 	Head   *GroupSide `json:"head,omitempty"`
 	// Fields names what changed: channel, timezone, windows, freezes,
-	// updateDuration, order.
+	// updateDuration, order, maxConcurrent.
 	Fields []string `json:"fields,omitempty"`
 	// NextBefore and NextAfter are the next windows (at most NextWindows,
 	// within WindowHorizon of Now) under base and head. They are filled
@@ -287,6 +294,7 @@ func channelSide(st *spec.State, c *spec.Channel) *ChannelSide {
 		Pinned:       c.Version,
 		Version:      st.ResolvedVersion(c),
 		Critical:     c.Critical,
+		Rollout:      describeRollout(c.Rollout),
 	}
 }
 
@@ -312,6 +320,7 @@ func compareChannels(base, head *spec.State, headErrs spec.Errors, invalidated m
 			}
 			d.CriticalToggled = d.Base.Critical != d.Head.Critical
 			d.ModeSwitched = d.Base.Follow != d.Head.Follow
+			d.RolloutChanged = d.Base.Rollout != d.Head.Rollout
 		case len(d.Violations) > 0 || invalidated[name]:
 			d.Change = Unchanged
 		default:
@@ -355,6 +364,9 @@ func groupSide(g *spec.Group) *GroupSide {
 		Freezes:        []string{},
 		UpdateDuration: shortDuration(effectiveUpdateDuration(g)),
 		Order:          g.Order,
+	}
+	if !g.MaxConcurrent.IsZero() {
+		s.MaxConcurrent = g.MaxConcurrent.String()
 	}
 	for _, w := range g.Windows {
 		s.Windows = append(s.Windows, describeWindow(w))
@@ -422,6 +434,9 @@ func changedGroupFields(b, h *spec.Group) []string {
 	}
 	if b.Order != h.Order {
 		fields = append(fields, "order")
+	}
+	if b.MaxConcurrent != h.MaxConcurrent {
+		fields = append(fields, "maxConcurrent")
 	}
 	return fields
 }

@@ -360,6 +360,34 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name:     "rollout-and-concurrency",
+		sentence: "adding a rollout to a channel and a concurrency limit to a group shows both, though no version moves",
+		edit: func(_ testing.TB, h *spec.State) spec.Errors {
+			channel(h, "stable/cloud").Rollout = &spec.Rollout{
+				Resume: time.Date(2026, 12, 3, 11, 0, 0, 0, time.FixedZone("CET", 3600)),
+				Stages: []spec.Stage{{
+					Groups: []string{"eu-prod"}, Canaries: spec.Quantity{Count: 1}, BakeTime: 2 * time.Hour,
+					SuccessThreshold: spec.Quantity{Percent: 95, IsPercent: true}, FailureThreshold: spec.DefaultFailureThreshold,
+				}},
+			}
+			group(h, "us-east-prod").MaxConcurrent = spec.Quantity{Percent: 25, IsPercent: true}
+			return nil
+		},
+		check: func(t *testing.T, r *Report) {
+			c := findChannel(t, r, "stable/cloud")
+			want := "eu-prod (1 canary, bake 2h, success 95%); then the channel's other groups; resume after 2026-12-03T10:00:00Z"
+			if c.Change != Modified || c.Movement != Same || !c.RolloutChanged || c.Base.Rollout != "" || c.Head.Rollout != want {
+				t.Errorf("got %+v, head rollout %q; want modified, same version, rollout %q", c, c.Head.Rollout, want)
+			}
+			if len(r.Groups) != 1 || strings.Join(r.Groups[0].Fields, ",") != "maxConcurrent" || r.Groups[0].Head.MaxConcurrent != "25%" || r.Groups[0].Base.MaxConcurrent != "" {
+				t.Errorf("groups %+v", r.Groups)
+			}
+			if r.Summary.ChannelsModified != 1 || r.Summary.GroupsModified != 1 || r.Summary.Upgrades != 0 {
+				t.Errorf("summary %+v", r.Summary)
+			}
+		},
+	},
+	{
 		name:     "no-changes",
 		sentence: "identical states say no changes",
 		edit:     func(testing.TB, *spec.State) spec.Errors { return nil },

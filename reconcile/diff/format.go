@@ -167,3 +167,44 @@ func actionText(u UpdaterPreview) string {
 	}
 	return string(u.Action)
 }
+
+// describeRollout is a rollout for people, on one line: each stage's
+// groups and the settings it does not leave at their defaults, then the
+// implicit last stage and resume, e.g. "eu-canary (1 canary, bake 2h);
+// us-prod, eu-prod (10% canaries, success 95%, failure 2%); then the
+// channel's other groups; resume after 2026-12-03T10:00:00Z". "" for nil.
+func describeRollout(ro *spec.Rollout) string {
+	if ro == nil {
+		return ""
+	}
+	var stages []string
+	for _, st := range ro.Stages {
+		var set []string
+		switch {
+		case st.Canaries.IsZero():
+		case !st.Canaries.IsPercent && st.Canaries.Count == 1:
+			set = append(set, "1 canary")
+		default:
+			set = append(set, st.Canaries.String()+" canaries")
+		}
+		if st.BakeTime > 0 {
+			set = append(set, "bake "+shortDuration(st.BakeTime))
+		}
+		if st.SuccessThreshold != spec.DefaultSuccessThreshold {
+			set = append(set, "success "+st.SuccessThreshold.String())
+		}
+		if st.FailureThreshold != spec.DefaultFailureThreshold {
+			set = append(set, "failure "+st.FailureThreshold.String())
+		}
+		s := strings.Join(st.Groups, ", ")
+		if len(set) > 0 {
+			s += " (" + strings.Join(set, ", ") + ")"
+		}
+		stages = append(stages, s)
+	}
+	stages = append(stages, "then the channel's other groups")
+	if !ro.Resume.IsZero() {
+		stages = append(stages, "resume after "+ro.Resume.UTC().Format(time.RFC3339))
+	}
+	return strings.Join(stages, "; ")
+}

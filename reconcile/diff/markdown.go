@@ -77,6 +77,9 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 			case Added:
 				version, critical, mode = versionOf(d.Head), yesNo(d.Head.Critical), modeOf(d.Head)
 				notes = append(notes, "control plane "+code(d.Head.ControlPlane))
+				if d.Head.Rollout != "" {
+					notes = append(notes, "rollout: "+md(d.Head.Rollout))
+				}
 			case Removed:
 				version, critical, mode = versionOf(d.Base), yesNo(d.Base.Critical), modeOf(d.Base)
 			default:
@@ -91,6 +94,9 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 				}
 				if !d.ModeSwitched && !d.Head.Follow && d.Base.Pinned != d.Head.Pinned && d.Movement == Same {
 					notes = append(notes, "pin "+md(arrow(d.Base.Pinned, d.Head.Pinned)))
+				}
+				if d.RolloutChanged {
+					notes = append(notes, "rollout: "+md(arrow(orNone(d.Base.Rollout), orNone(d.Head.Rollout))))
 				}
 				if d.Change == Unchanged {
 					notes = append(notes, "now invalid")

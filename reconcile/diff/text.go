@@ -52,6 +52,9 @@ func Text(w io.Writer, r *Report) error {
 			switch d.Change {
 			case Added:
 				p("  + %s: %s, %s, critical %s, control plane %s", d.Name, versionOf(d.Head), modeOf(d.Head), yesNo(d.Head.Critical), d.Head.ControlPlane)
+				if d.Head.Rollout != "" {
+					p("      rollout: %s", d.Head.Rollout)
+				}
 			case Removed:
 				p("  - %s: was %s, %s, critical %s", d.Name, versionOf(d.Base), modeOf(d.Base), yesNo(d.Base.Critical))
 			case Unchanged:
@@ -68,6 +71,9 @@ func Text(w io.Writer, r *Report) error {
 				}
 				if d.CriticalToggled {
 					p("      critical: %s", arrow(yesNo(d.Base.Critical), yesNo(d.Head.Critical)))
+				}
+				if d.RolloutChanged {
+					p("      rollout: %s", arrow(orNone(d.Base.Rollout), orNone(d.Head.Rollout)))
 				}
 			}
 			for _, e := range d.Violations {
@@ -181,6 +187,11 @@ func groupField(s *GroupSide, field string) string {
 		return s.UpdateDuration
 	case "order":
 		return fmt.Sprint(s.Order)
+	case "maxConcurrent":
+		if s.MaxConcurrent == "" {
+			return "unlimited"
+		}
+		return s.MaxConcurrent
 	}
 	return ""
 }
