@@ -27,6 +27,10 @@ const (
 	routeWebhook
 	routeReports
 	routeFleet
+	routeAgent
+	routeLeases
+	routeRollouts
+	routeRollout
 	routeUnmatched
 	numRoutes
 )
@@ -46,11 +50,15 @@ var routeNames = [numRoutes]string{
 	routeWebhook:   "webhook",
 	routeReports:   "reports",
 	routeFleet:     "fleet",
+	routeAgent:     "agent",
+	routeLeases:    "leases",
+	routeRollouts:  "rollouts",
+	routeRollout:   "rollout",
 	routeUnmatched: "unmatched",
 }
 
 // codes are the status codes the server writes; anything else counts as "other".
-var codes = [...]int{200, 202, 304, 400, 401, 404, 405, 413, 500, 503}
+var codes = [...]int{200, 202, 304, 400, 401, 404, 405, 409, 413, 500, 503}
 
 const numCodes = len(codes) + 1
 

@@ -20,7 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/fleet"
+	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/reconcile/rollout"
 	"upkeep.dev/upkeep/reconcile/server"
 )
 
@@ -40,31 +43,62 @@ func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 type reportServer struct {
 	*testServer
 	clock *clock
-	store *report.Store
+	store fleet.Store
 }
 
-// startReports serves the test fleet with reports enabled (both tokens),
-// over real HTTP on 127.0.0.1.
-func startReports(t testing.TB, so report.StoreOptions) *reportServer {
+// openStore opens a real SQLite fleet store in a file of the test's own.
+func openStore(t testing.TB, o fleet.Options) (*sqlstore.Store, string) {
+	t.Helper()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "fleet.db")
+	st, err := sqlstore.Open(context.Background(), url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, url
+}
+
+func testTokens(t testing.TB) *report.Tokens {
 	t.Helper()
 	tokens, err := report.ParseTokens("tokens", []byte("# hosts\n"+reportToken+"\n"+labToken+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tokens
+}
+
+// startReports serves the test fleet with reports enabled (both tokens)
+// over a real SQLite store, over real HTTP on 127.0.0.1.
+func startReports(t testing.TB, o fleet.Options) *reportServer {
+	t.Helper()
+	store, _ := openStore(t, o)
+	return startOn(t, store, serving(t, "rev1"), nil)
+}
+
+// startOn serves b with the fleet routes over store, as one replica.
+func startOn(t testing.TB, store fleet.Store, b *fakeBackend, answers func() *rollout.Answers) *reportServer {
+	t.Helper()
 	c := &clock{}
 	c.Set(buildTime)
-	so.Now = c.Now
-	store := report.NewStore(so)
 	reg := prometheus.NewRegistry()
 	logs := &bytes.Buffer{}
-	b := serving(t, "rev1")
 	h := server.New(b, server.Options{
-		Registerer: reg, ReportTokens: tokens, Reports: store,
+		Registerer: reg, ReportTokens: testTokens(t), Store: store, Now: c.Now, Answers: answers,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return &reportServer{testServer: &testServer{Server: s, b: b, reg: reg, log: logs}, clock: c, store: store}
+}
+
+// known says the store holds a report of agent id.
+func (s *reportServer) known(t testing.TB, id string) bool {
+	t.Helper()
+	_, ok, err := s.store.Agent(context.Background(), id, s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 func (s *reportServer) logs() string {
@@ -124,13 +158,20 @@ func (s *reportServer) post(t testing.TB, r report.Report) {
 	}
 }
 
-func (s *reportServer) fleet(t testing.TB, query string) report.Fleet {
+// fleetPage is GET /v1/fleet's body.
+type fleetPage struct {
+	report.Fleet
+	Next  *fleet.Cursor `json:"next"`
+	After string        `json:"after"`
+}
+
+func (s *reportServer) fleet(t testing.TB, query string) fleetPage {
 	t.Helper()
 	got := s.send(t, "GET", "/v1/fleet"+query, "", bearer(reportToken)...)
 	if got.code != http.StatusOK {
 		t.Fatalf("GET /v1/fleet%s: %d %s", query, got.code, got.body)
 	}
-	var f report.Fleet
+	var f fleetPage
 	dec := json.NewDecoder(strings.NewReader(got.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
@@ -187,7 +228,7 @@ func TestPostReport(t *testing.T) {
 		{scenario: "GET is not how reports are sent", method: "GET", header: bearer(reportToken), code: 405, want: []string{"use POST"}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			s := startReports(t, report.StoreOptions{})
+			s := startReports(t, fleet.Options{})
 			method := tc.method
 			if method == "" {
 				method = "POST"
@@ -207,7 +248,7 @@ func TestPostReport(t *testing.T) {
 			if tc.code == 405 && got.header.Get("Allow") != "POST" {
 				t.Errorf("Allow %q", got.header.Get("Allow"))
 			}
-			if _, ok := s.store.Get("web-01"); ok != tc.stored {
+			if ok := s.known(t, "web-01"); ok != tc.stored {
 				t.Errorf("stored = %v, want %v", ok, tc.stored)
 			}
 			if tc.stored {
@@ -226,7 +267,7 @@ func TestPostReport(t *testing.T) {
 }
 
 func TestFleetNeedsAToken(t *testing.T) {
-	s := startReports(t, report.StoreOptions{})
+	s := startReports(t, fleet.Options{})
 	s.post(t, agentReport("web-01", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))
 	for _, tc := range []struct {
 		scenario string
@@ -255,7 +296,7 @@ func TestFleetNeedsAToken(t *testing.T) {
 }
 
 func TestTheLatestReportReplacesThePrevious(t *testing.T) {
-	s := startReports(t, report.StoreOptions{})
+	s := startReports(t, fleet.Options{})
 	s.post(t, agentReport("web-01", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))
 	s.clock.Advance(5 * time.Minute)
 	second := agentReport("web-01", "eu-prod", "v17.3.0", "unhealthy", reconcile.ActionUpdate)
@@ -279,7 +320,7 @@ func TestTheLatestReportReplacesThePrevious(t *testing.T) {
 }
 
 func TestFleetCountsFiltersAndStaleness(t *testing.T) {
-	s := startReports(t, report.StoreOptions{StaleAfter: 15 * time.Minute})
+	s := startReports(t, fleet.Options{StaleAfter: 15 * time.Minute})
 	s.post(t, agentReport("db-01", "us-prod", "17.2.3", "healthy", reconcile.ActionWait))
 	s.clock.Advance(10 * time.Minute)
 	s.post(t, agentReport("web-02", "eu-prod", "17.3.0", "healthy", reconcile.ActionNothing))
@@ -345,7 +386,7 @@ func TestFleetCountsFiltersAndStaleness(t *testing.T) {
 }
 
 func TestStoreFullAnswers503(t *testing.T) {
-	s := startReports(t, report.StoreOptions{MaxAgents: 1})
+	s := startReports(t, fleet.Options{MaxAgents: 1})
 	s.post(t, agentReport("web-01", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))
 	got := s.send(t, "POST", "/v1/reports", reportJSON(t, agentReport("web-02", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait)), bearer(reportToken)...)
 	if got.code != 503 || !strings.Contains(got.body, "full") || !strings.Contains(got.body, "new agent id on every run") {
@@ -356,7 +397,7 @@ func TestStoreFullAnswers503(t *testing.T) {
 }
 
 func TestReportMetrics(t *testing.T) {
-	s := startReports(t, report.StoreOptions{StaleAfter: 15 * time.Minute})
+	s := startReports(t, fleet.Options{StaleAfter: 15 * time.Minute})
 	s.post(t, agentReport("db-01", "us-prod", "17.2.3", "healthy", reconcile.ActionWait))
 	s.clock.Advance(10 * time.Minute)
 	s.post(t, agentReport("web-01", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))
@@ -401,7 +442,7 @@ func TestReportMetrics(t *testing.T) {
 }
 
 func TestClientAgainstTheServer(t *testing.T) {
-	s := startReports(t, report.StoreOptions{})
+	s := startReports(t, fleet.Options{})
 	dir := t.TempDir()
 	write := func(name, token string) string {
 		p := filepath.Join(dir, name)
@@ -447,7 +488,7 @@ func TestClientAgainstTheServer(t *testing.T) {
 // TestConcurrentReports posts from many updaters at once while the fleet
 // and metrics are read; with -race it checks the store is shared safely.
 func TestConcurrentReports(t *testing.T) {
-	s := startReports(t, report.StoreOptions{})
+	s := startReports(t, fleet.Options{})
 	var wg sync.WaitGroup
 	do := func(method, path, body, token string) (int, error) {
 		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
@@ -492,9 +533,13 @@ func TestConcurrentReports(t *testing.T) {
 	}
 }
 
+// BenchmarkPostReport is POST /v1/reports through the handler into a real
+// SQLite store: one transaction per report (the latest row, the history
+// row, the pruning), 1000 agents reporting in turn.
 func BenchmarkPostReport(b *testing.B) {
 	tokens, _ := report.ParseTokens("t", []byte(reportToken))
-	h := server.New(serving(b, "rev1"), server.Options{ReportTokens: tokens, Logger: slog.New(slog.DiscardHandler)})
+	store, _ := openStore(b, fleet.Options{})
+	h := server.New(serving(b, "rev1"), server.Options{ReportTokens: tokens, Store: store, Logger: slog.New(slog.DiscardHandler)})
 	bodies := make([][]byte, 1000)
 	for i := range bodies {
 		bodies[i] = []byte(reportJSON(b, agentReport(fmt.Sprintf("agent-%04d", i), "eu-prod", "17.2.3", "healthy", reconcile.ActionWait)))

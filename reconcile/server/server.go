@@ -1,11 +1,16 @@
 // Package server serves the reconciler's current snapshot over HTTP:
 // Teleport's version server protocol (byte for byte), upkeep's JSON API,
-// the Git webhook that triggers a sync, updaters' reports and the fleet
-// view (reports.go), health, readiness and Prometheus metrics.
+// the Git webhook that triggers a sync, and, over the shared fleet store
+// (reconcile/fleet), updaters' reports and the fleet view (reports.go),
+// concurrency leases (leases.go) and rollouts (rollouts.go), health,
+// readiness and Prometheus metrics.
 //
 // Every answer about channels and groups is a precomputed body of the
 // snapshot; the server adds only headers, built once per snapshot, so the
-// Teleport routes cost a map lookup and a write.
+// Teleport routes cost a map lookup and a write. A channel under a
+// rollout answers each agent from the rollout's answer table, also a map
+// lookup (answers.go). Only the fleet routes reach the store, each call
+// under a timeout.
 package server
 
 import (
@@ -21,7 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/reconcile/rollout"
+	"upkeep.dev/upkeep/spec"
 )
 
 // Backend is what the server serves; *reconcile.Reconciler is the real one.
@@ -45,13 +53,31 @@ type Options struct {
 	// also a Gatherer (as *prometheus.Registry is).
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger // default slog.Default()
-	// ReportTokens authenticate POST /v1/reports and GET /v1/fleet (see
-	// reports.go); none disables both routes (404).
+	// ReportTokens authenticate the fleet routes: reports, the fleet view,
+	// agents, leases and the operator's rollout steps (see reports.go);
+	// none disables them (404).
 	ReportTokens *report.Tokens
-	// Reports keeps the updaters' reports; nil means a report.NewStore
-	// with its defaults. Used only with ReportTokens.
-	Reports *report.Store
+	// Store is the fleet's shared state (reconcile/fleet/sqlstore); the
+	// fleet routes need it and are disabled (404) without it. The server
+	// does not close it.
+	Store fleet.Store
+	// StoreTimeout bounds each store call of a request or a scrape
+	// (DefaultStoreTimeout).
+	StoreTimeout time.Duration
+	// Answers returns the rollouts' answer tables (rollout.Cache.Answers);
+	// nil, or a nil result, answers every channel's version to everyone.
+	Answers func() *rollout.Answers
+	// LeaseTTL is a lease's life when the updater asks none
+	// (DefaultLeaseTTL); an updater may ask up to MaxLeaseTTL.
+	LeaseTTL time.Duration
+	// Now is the clock of the store's times; default time.Now.
+	Now func() time.Time
 }
+
+// DefaultStoreTimeout bounds one store call: far above a healthy store's
+// milliseconds, short enough that a stuck database fails requests
+// quickly rather than piling them up.
+const DefaultStoreTimeout = 5 * time.Second
 
 // MaxWebhookBody bounds the body of POST /v1/hooks/git; GitHub's push
 // payloads are capped at 25 MB but are far smaller without file lists.
@@ -76,14 +102,16 @@ type handler struct {
 	secret  []byte
 	log     *slog.Logger
 	metrics *metrics
-	reports *reports     // nil when reports are disabled
+	reports *reports     // nil when the fleet routes are disabled
 	promh   http.Handler // nil when there is nothing to gather
 	cur     atomic.Pointer[tables]
+	answers func() *rollout.Answers // nil: no rollouts
+	roll    atomic.Pointer[rollTable]
 }
 
 // New returns the version server's handler over b.
 func New(b Backend, o Options) http.Handler {
-	h := &handler{b: b, log: o.Logger}
+	h := &handler{b: b, log: o.Logger, answers: o.Answers}
 	if len(o.WebhookSecret) > 0 {
 		h.secret = append([]byte(nil), o.WebhookSecret...)
 	}
@@ -102,7 +130,7 @@ func New(b Backend, o Options) http.Handler {
 		gat, _ = reg.(prometheus.Gatherer)
 	}
 	h.metrics = newMetrics(reg, b)
-	h.reports = newReports(o, reg)
+	h.reports = newReports(o, reg, h.log)
 	if gat != nil {
 		h.promh = promhttp.HandlerFor(gat, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelError),
@@ -155,6 +183,10 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (route, int) {
 		return routeReports, h.postReport(w, r)
 	case "/v1/fleet":
 		return routeFleet, h.fleet(w, r)
+	case "/v1/leases":
+		return routeLeases, h.leases(w, r)
+	case "/v1/rollouts":
+		return routeRollouts, h.rolloutList(w, r)
 	}
 	if rest, ok := strings.CutPrefix(p, teleportPrefix); ok {
 		return h.teleport(w, r, rest, true)
@@ -170,6 +202,9 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (route, int) {
 // request for a channel named "channels/…"; the name that exists wins,
 // the detail first.
 func (h *handler) v1(w http.ResponseWriter, r *http.Request, rest string) (route, int) {
+	if rt, code, ok := h.fleetRoutes(w, r, rest); ok {
+		return rt, code
+	}
 	name, isDetail := strings.CutPrefix(rest, "channels/")
 	if isDetail {
 		if t := h.tables(); t != nil {
@@ -232,11 +267,54 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		return rt, notReady(w)
 	}
 	e := t.channels[channel]
+	scoped := ""
 	if e == nil {
-		return rt, h.unknownChannel(w, r, channel)
+		// The group-scoped channel of Teleport's own updaters, which send
+		// no identity: "group/<group>" answers what the group's all step
+		// allows. The loader refuses channel names starting "group/", so
+		// this never hides a real channel.
+		g, ok := strings.CutPrefix(channel, spec.GroupChannelPrefix)
+		if !ok {
+			return rt, h.unknownChannel(w, r, channel)
+		}
+		ge := t.groups[g]
+		if ge == nil {
+			if !validName(g, false) {
+				return rt, badRequest(w, fmt.Sprintf("%q is not a group name", g))
+			}
+			return rt, notFound(w, fmt.Sprintf("unknown group %q in the group-scoped channel %q", g, channel))
+		}
+		if e = t.channels[ge.view.Channel]; e == nil {
+			return rt, notFound(w, fmt.Sprintf("group %q follows channel %q, which the served revision does not define", g, ge.view.Channel))
+		}
+		scoped = g
+		if rt == routeCritical {
+			return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
+		}
+		if e.rollout {
+			if a := h.rolloutEntry(t, e); a != nil {
+				v, held, reason := a.a.GroupVersion(scoped)
+				return rt, a.write(w, r, v, held, reason)
+			}
+		}
+		return rt, writeBody(w, r, hText, e.versionETag, e.view.VersionBody)
 	}
 	if rt == routeCritical {
 		return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
+	}
+	if e.rollout {
+		if a := h.rolloutEntry(t, e); a != nil {
+			agent, group := identity(r)
+			var v, reason string
+			var held bool
+			if agent == "" {
+				// No identity: the group's all-step answer, never a canary's.
+				v, held, reason = a.a.GroupVersion(group)
+			} else {
+				v, held, reason = a.a.VersionFor(group, agent)
+			}
+			return rt, a.write(w, r, v, held, reason)
+		}
 	}
 	return rt, writeBody(w, r, hText, e.versionETag, e.view.VersionBody)
 }

@@ -48,7 +48,7 @@ func (b *fakeBackend) Status() reconcile.Status {
 
 var buildTime = time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC)
 
-func fleet(t testing.TB) *spec.State {
+func testState(t testing.TB) *spec.State {
 	t.Helper()
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
@@ -109,7 +109,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func serving(t testing.TB, revision string) *fakeBackend {
 	b := &fakeBackend{}
-	b.snap.Store(reconcile.BuildSnapshot(fleet(t), revision, buildTime))
+	b.snap.Store(reconcile.BuildSnapshot(testState(t), revision, buildTime))
 	b.status = reconcile.Status{Source: "test", Revision: revision, LastSync: buildTime, LastSuccess: buildTime}
 	return b
 }
@@ -319,7 +319,7 @@ func TestReadyOnlyOnceASnapshotIsServed(t *testing.T) {
 		t.Errorf("/status before the first snapshot = %d", r.code)
 	}
 
-	b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev1", buildTime))
+	b.snap.Store(reconcile.BuildSnapshot(testState(t), "rev1", buildTime))
 	if r := s.do(t, "GET", "/readyz"); r.code != 200 {
 		t.Errorf("/readyz after the first snapshot = %d %q", r.code, r.body)
 	}
@@ -362,7 +362,7 @@ func TestETags(t *testing.T) {
 
 	t.Run("a new revision changes every ETag", func(t *testing.T) {
 		old := s.do(t, "GET", "/v1/channels/stable/cloud").header.Get("ETag")
-		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev2", buildTime))
+		b.snap.Store(reconcile.BuildSnapshot(testState(t), "rev2", buildTime))
 		r := s.do(t, "GET", "/v1/channels/stable/cloud", "If-None-Match", old)
 		if r.code != 200 || r.header.Get("ETag") != `"rev2-channel-stable/cloud"` || !strings.Contains(r.body, `"revision":"rev2"`) {
 			t.Errorf("after a new revision: %d ETag %s %s", r.code, r.header.Get("ETag"), r.body)
@@ -379,19 +379,19 @@ func TestETags(t *testing.T) {
 		}
 	})
 	t.Run("schedule ETags follow the body within a revision", func(t *testing.T) {
-		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev3", buildTime))
+		b.snap.Store(reconcile.BuildSnapshot(testState(t), "rev3", buildTime))
 		jsonTag := s.do(t, "GET", "/v1/groups/eu-prod/schedule").header.Get("ETag")
 		sysTag := s.do(t, "GET", "/v1/groups/eu-prod/schedule?format=systemd").header.Get("ETag")
 		if !regexp.MustCompile(`^"rev3-schedule-eu-prod-[0-9a-f]{12}"$`).MatchString(jsonTag) || jsonTag == sysTag {
 			t.Fatalf("schedule ETags %s and %s: want revision, group and a hash, different per format", jsonTag, sysTag)
 		}
 		// Rebuilt at the same moment: same bytes, same ETag.
-		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev3", buildTime))
+		b.snap.Store(reconcile.BuildSnapshot(testState(t), "rev3", buildTime))
 		if r := s.do(t, "GET", "/v1/groups/eu-prod/schedule", "If-None-Match", jsonTag); r.code != 304 {
 			t.Errorf("same revision and windows: %d, want 304", r.code)
 		}
 		// A week later the windows moved on: same revision, new ETag.
-		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "rev3", buildTime.Add(7*24*time.Hour)))
+		b.snap.Store(reconcile.BuildSnapshot(testState(t), "rev3", buildTime.Add(7*24*time.Hour)))
 		r := s.do(t, "GET", "/v1/groups/eu-prod/schedule", "If-None-Match", jsonTag)
 		if r.code != 200 || r.header.Get("ETag") == jsonTag {
 			t.Errorf("windows moved: %d ETag %s, want 200 and a new ETag", r.code, r.header.Get("ETag"))
@@ -399,7 +399,7 @@ func TestETags(t *testing.T) {
 	})
 
 	t.Run("a revision id unfit for a header is hashed", func(t *testing.T) {
-		b.snap.Store(reconcile.BuildSnapshot(fleet(t), "bad \"rev\"", buildTime))
+		b.snap.Store(reconcile.BuildSnapshot(testState(t), "bad \"rev\"", buildTime))
 		tag := s.do(t, "GET", "/v1/channels").header.Get("ETag")
 		if !regexp.MustCompile(`^"h[0-9a-f]{12}"$`).MatchString(tag) {
 			t.Errorf("ETag %q", tag)
@@ -513,7 +513,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// The info series follow the snapshot being served at scrape time.
-	st := fleet(t)
+	st := testState(t)
 	st.Channels[0].Version = "17.4.0"
 	b.snap.Store(reconcile.BuildSnapshot(st, "rev2", buildTime))
 	r = s.do(t, "GET", "/metrics")
@@ -544,7 +544,7 @@ func grep(s, substr string) string {
 func TestSnapshotSwapUnderLoad(t *testing.T) {
 	b := serving(t, "rev1")
 	s := start(t, b, nil)
-	states := []*spec.State{fleet(t), fleet(t)}
+	states := []*spec.State{testState(t), testState(t)}
 	states[1].Channels[0].Version = "17.4.0"
 
 	var wg sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/spec"
 )
 
 // tables are the per-snapshot response headers, built once when the
@@ -21,12 +22,18 @@ type tables struct {
 type channelEntry struct {
 	view                                  *reconcile.ChannelView
 	versionETag, criticalETag, detailETag []string
+	// rollout: the channel has rollout stages and serves a version, so
+	// its version answer comes from the rollout's answer table. A channel
+	// serving none ("none", withheld) answers none to everyone at once.
+	rollout bool
 }
 
 type groupEntry struct {
 	view                  *reconcile.GroupView
 	jsonETag, systemdETag []string
 	detailETag            []string
+	// maxConcurrent is the group's spec.maxConcurrent (zero: unlimited).
+	maxConcurrent spec.Quantity
 }
 
 // tables returns the tables of the backend's current snapshot, or nil when
@@ -65,6 +72,7 @@ func buildTables(s *reconcile.Snapshot) *tables {
 			versionETag:  etag(rev, "version", name),
 			criticalETag: etag(rev, "critical", name),
 			detailETag:   etag(rev, "channel", name),
+			rollout:      c.Version != "" && s.State != nil && s.State.RolloutStages(c.Name) != nil,
 		}
 	}
 	for _, g := range s.Groups() {
@@ -75,6 +83,11 @@ func buildTables(s *reconcile.Snapshot) *tables {
 			systemdETag: etag(rev, "schedule", name, bodyHash(g.ScheduleSystemd)),
 			// The detail names the open and next windows, which move with time.
 			detailETag: etag(rev, "group", name, bodyHash(g.JSON)),
+		}
+		if s.State != nil {
+			if sg := s.State.Group(g.Name); sg != nil {
+				t.groups[g.Name].maxConcurrent = sg.MaxConcurrent
+			}
 		}
 	}
 	return t
