@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,7 +19,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/fleet"
+	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/reconcile/rollout"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/sources"
 	"upkeep.dev/upkeep/sources/netpolicy"
@@ -32,6 +36,9 @@ type serveFlags struct {
 	knownHosts, webhookSecretFile string
 	reportTokenFile               string
 	cacheDir                      string
+	store, stateDir               string
+	staleAfter                    time.Duration
+	history                       int
 	allowPlainHTTP                bool
 	logFormat, logLevel           string
 }
@@ -62,6 +69,10 @@ failure shows in /status, the metrics and the log.`,
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the secret of POST /v1/hooks/git (GitHub X-Hub-Signature-256); unset disables the hook")
 	fl.StringVar(&f.reportTokenFile, "report-token-file", "", "file of bearer tokens, one per line ('#' comments), that updaters send to POST /v1/reports and operators to GET /v1/fleet; unset disables both")
 	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where Git sources are cloned")
+	fl.StringVar(&f.store, "store", "", "the fleet store every replica shares: sqlite:///path/fleet.db, or postgres://user@host/db?sslmode=verify-full for many replicas (put the password in PGPASSWORD or ~/.pgpass; one in the URL is never logged); default sqlite://<state-dir>/fleet.db")
+	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where the default SQLite fleet store lives")
+	fl.DurationVar(&f.staleAfter, "stale-after", report.DefaultStaleAfter, "an agent not heard from for this long is shown stale (kept, never deleted)")
+	fl.IntVar(&f.history, "history", fleet.DefaultHistoryPerAgent, "how many past reports the store keeps per agent")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -96,19 +107,47 @@ func runServe(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("--report-token-file: %w", err)
 		}
 	}
+	if f.staleAfter < time.Minute {
+		return usageError{fmt.Errorf("--stale-after %s is too short: updaters report every pass, minutes apart; use 1m or more", f.staleAfter)}
+	}
+	if f.history < 1 || f.history > 1000 {
+		return usageError{fmt.Errorf("--history %d: keep 1 to 1000 reports per agent", f.history)}
+	}
+	storeURL, err := storeURL(f)
+	if err != nil {
+		return err
+	}
 	src, err := newSource(f)
 	if err != nil {
 		return err
 	}
 
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	openCtx, cancelOpen := context.WithTimeout(ctx, 60*time.Second)
+	store, err := sqlstore.Open(openCtx, storeURL, fleet.Options{StaleAfter: f.staleAfter, HistoryPerAgent: f.history})
+	cancelOpen()
+	if err != nil {
+		return fmt.Errorf("--store: %w", err) // Open's errors never carry the password
+	}
+	defer store.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(src, reconcile.Options{Logger: log, Registerer: reg})
-	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log, ReportTokens: reportTokens})
+	desired := desiredSource(rec)
+	engine, err := rollout.NewEngine(store, rollout.Options{Source: desired, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	cache, err := rollout.NewCache(store, rollout.CacheOptions{Source: desired, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log, ReportTokens: reportTokens,
+		Store: store, Answers: cache.Answers})
 	srv := server.NewHTTPServer(f.listen, handler)
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
-	defer stop()
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -127,13 +166,28 @@ func runServe(ctx context.Context, f serveFlags) error {
 		scheme = "https"
 	}
 	log.Info("upkeep serve started", "version", buildVersion(), "source", src.String(),
-		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil, "reports", reportTokens != nil)
+		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil, "reports", reportTokens != nil,
+		"store", store.URL(), "storeEngine", store.Engine(), "holder", engine.Holder())
 
+	// The sync loop, the rollout engine (every replica runs it; only the
+	// store's leader steps) and the answer cache stop together.
 	syncCtx, stopSync := context.WithCancel(ctx)
 	synced := make(chan struct{})
+	var loops sync.WaitGroup
+	loops.Go(func() { rec.Run(syncCtx, f.interval) })
+	loops.Go(func() { _ = engine.Run(syncCtx) })
+	loops.Go(func() { _ = cache.Run(syncCtx) })
 	go func() {
-		defer close(synced)
-		rec.Run(syncCtx, f.interval)
+		loops.Wait()
+		close(synced)
+	}()
+	defer func() {
+		// Hand the leader lease over at once rather than after its TTL.
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := engine.Resign(rctx); err != nil {
+			log.Warn("could not give the rollout leader lease up; another replica takes it when it expires", "error", err)
+		}
 	}()
 
 	select {
@@ -224,4 +278,63 @@ func defaultCacheDir() string {
 		return filepath.Join(d, "upkeep", "git")
 	}
 	return filepath.Join(os.TempDir(), "upkeep-git")
+}
+
+// storeURL is --store, or the SQLite file in --state-dir.
+func storeURL(f serveFlags) (string, error) {
+	if f.store != "" {
+		return f.store, nil
+	}
+	if f.stateDir == "" {
+		return "", usageError{errors.New("--state-dir is empty: name a folder for the fleet store, or give --store")}
+	}
+	dir, err := filepath.Abs(f.stateDir)
+	if err != nil {
+		return "", fmt.Errorf("--state-dir %s: %w", f.stateDir, err)
+	}
+	return "sqlite://" + filepath.Join(dir, "fleet.db"), nil
+}
+
+// defaultStateDir is systemd's StateDirectory= when set, /var/lib/upkeep
+// for root, else the user's state folder, so `make run` needs no privilege.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/upkeep"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "upkeep")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "upkeep")
+	}
+	return filepath.Join(os.TempDir(), "upkeep-state")
+}
+
+// desiredSource is the rollout engine's and cache's view of the served
+// snapshot, rebuilt only when the snapshot changes.
+func desiredSource(rec *reconcile.Reconciler) rollout.Source {
+	var mu sync.Mutex
+	var last *reconcile.Snapshot
+	var ds []rollout.Desired
+	return func() []rollout.Desired {
+		s := rec.Snapshot()
+		if s == nil {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if s != last {
+			last = s
+			ds = rollout.DesiredFrom(s.State, s.Revision, func(channel string) string {
+				if c := s.Channel(channel); c != nil {
+					return c.Version
+				}
+				return ""
+			})
+		}
+		return ds
+	}
 }

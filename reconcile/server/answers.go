@@ -44,14 +44,17 @@ type rollEntry struct {
 }
 
 // rolloutEntry is the answer table of e's channel, or nil when it has
-// none yet (no stored rollout: the channel's version, as before).
-func (h *handler) rolloutEntry(t *tables, e *channelEntry) *rollEntry {
+// none (no rollout stored yet, or the server runs without rollouts: the
+// channel's version, as before). loading is true while the rollouts have
+// not been read yet: answering the channel's version then could hand a
+// version under rollout to everyone, so the caller answers 503.
+func (h *handler) rolloutEntry(t *tables, e *channelEntry) (re *rollEntry, loading bool) {
 	if h.answers == nil {
-		return nil
+		return nil, false
 	}
 	src := h.answers()
 	if src == nil {
-		return nil
+		return nil, true
 	}
 	rt := h.roll.Load()
 	if rt == nil || rt.t != t || rt.src != src {
@@ -61,7 +64,13 @@ func (h *handler) rolloutEntry(t *tables, e *channelEntry) *rollEntry {
 		rt = buildRoll(t, src)
 		h.roll.Store(rt)
 	}
-	return rt.byChannel[e.view.Name]
+	return rt.byChannel[e.view.Name], false
+}
+
+// rolloutsLoading answers 503 while the rollouts are not read yet.
+func rolloutsLoading(w http.ResponseWriter) int {
+	w.Header().Set("Retry-After", "1")
+	return textError(w, http.StatusServiceUnavailable, "the channel is under a rollout whose state is not read from the fleet store yet: ask again in a second")
 }
 
 func buildRoll(t *tables, src *rollout.Answers) *rollTable {

@@ -292,7 +292,11 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 			return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
 		}
 		if e.rollout {
-			if a := h.rolloutEntry(t, e); a != nil {
+			a, loading := h.rolloutEntry(t, e)
+			if loading {
+				return rt, rolloutsLoading(w)
+			}
+			if a != nil {
 				v, held, reason := a.a.GroupVersion(scoped)
 				return rt, a.write(w, r, v, held, reason)
 			}
@@ -303,7 +307,11 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
 	}
 	if e.rollout {
-		if a := h.rolloutEntry(t, e); a != nil {
+		a, loading := h.rolloutEntry(t, e)
+		if loading {
+			return rt, rolloutsLoading(w)
+		}
+		if a != nil {
 			agent, group := identity(r)
 			var v, reason string
 			var held bool
