@@ -1,0 +1,165 @@
+package hostupdater
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"upkeep.dev/upkeep/installers"
+	"upkeep.dev/upkeep/reconcile"
+	fleetstore "upkeep.dev/upkeep/reconcile/fleet"
+	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
+	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/reconcile/server"
+	"upkeep.dev/upkeep/sources/versionclient"
+	"upkeep.dev/upkeep/spec"
+)
+
+// servedFleet is the real version server's backend: one snapshot.
+type servedFleet struct{ snap *reconcile.Snapshot }
+
+func (b servedFleet) Snapshot() *reconcile.Snapshot { return b.snap }
+func (b servedFleet) Status() reconcile.Status     { return reconcile.Status{Source: "test"} }
+func (b servedFleet) Trigger()                     {}
+
+// hookInstaller runs a hook while the install is under way.
+type hookInstaller struct {
+	*memInstaller
+	during func()
+}
+
+func (h hookInstaller) Install(ctx context.Context, pkg, v string) error {
+	if h.during != nil {
+		h.during()
+	}
+	return h.memInstaller.Install(ctx, pkg, v)
+}
+
+// TestTwoAgentsAgainstTheRealServer runs two host updaters of a group with
+// maxConcurrent 1 against the real `upkeep serve` handler on a SQLite fleet
+// store: while web-01 installs, web-02's pass is refused a lease
+// (ConcurrencyLimit) and installs nothing; once web-01 has given its lease
+// back, web-02 updates. The store's own lease log and reports are the proof.
+func TestTwoAgentsAgainstTheRealServer(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "fleet.db"), fleetstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	const token = "0123456789abcdef-host-updater-test"
+	tokens, err := report.ParseTokens("tokens", []byte(token+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &spec.State{
+		ControlPlanes: []*spec.ControlPlane{{Name: "cloud", Version: "17.5.0"}},
+		Channels:      []*spec.Channel{{Name: "stable/cloud", ControlPlane: "cloud", Version: "17.4.0"}},
+		Groups:        []*spec.Group{{Name: "eu-prod", Channel: "stable/cloud", Timezone: "UTC", Location: time.UTC, MaxConcurrent: spec.Quantity{Count: 1}}},
+	}
+	h := server.New(servedFleet{reconcile.BuildSnapshot(st, "r1", time.Now())}, server.Options{
+		ReportTokens: tokens, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	tf := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tf, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	newAgent := func(id string, inst installers.Installer, mem *memInstaller) *Updater {
+		yaml := fmt.Sprintf(`server: %s
+channel: stable/cloud
+group: eu-prod
+agentID: %s
+package: teleport
+tokenFile: %s
+stateDir: %s
+schedule:
+  source: none
+unusableThreshold: 1
+health:
+  systemd: false
+  http:
+    url: %s
+  settle: 200ms
+  interval: 40ms
+`, srv.URL, id, tf, t.TempDir(), agentHealth(t, mem, ""))
+		cfg, err := ParseConfig("agent.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, err := versionclient.New(cfg.Server, versionclient.Options{AgentID: cfg.AgentID, Group: cfg.Group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := report.NewClient(cfg.Server, report.ClientOptions{TokenFile: cfg.TokenFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := New(cfg, Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
+			Report: func(ctx context.Context, p *Pass) error { return rc.Send(ctx, Report(cfg, p, "devel")) },
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+
+	inst2 := &memInstaller{installed: "17.3.0"}
+	web2 := newAgent("web-02", inst2, inst2)
+	var during atomic.Pointer[Pass]
+	inst1 := hookInstaller{memInstaller: &memInstaller{installed: "17.3.0"}, during: func() {
+		during.Store(web2.Once(ctx, false))
+	}}
+	web1 := newAgent("web-01", inst1, inst1.memInstaller)
+
+	p1 := web1.Once(ctx, false)
+	if p1.Err != nil || p1.Result == nil || p1.Outcome() != report.OutcomeUpdated {
+		t.Fatalf("web-01: %+v, %v; want updated", p1.Result, p1.Err)
+	}
+	p2 := during.Load()
+	if p2 == nil || p2.Decision.Rule != reconcile.RuleConcurrencyLimit || p2.Result != nil {
+		t.Fatalf("web-02 during web-01's install: %+v; want ConcurrencyLimit and no install", p2)
+	}
+	if !strings.Contains(p2.Decision.Message, `group "eu-prod" has 1 of 1 agents updating`) || p2.Decision.RecheckAt.IsZero() {
+		t.Errorf("ConcurrencyLimit decision %+v: want the holders and when to ask again", p2.Decision)
+	}
+	if v, _, _ := inst2.Installed(ctx, ""); v != "17.3.0" {
+		t.Fatalf("web-02 installed %s without a lease", v)
+	}
+	p2 = web2.Once(ctx, false)
+	if p2.Err != nil || p2.Outcome() != report.OutcomeUpdated {
+		t.Fatalf("web-02 after web-01 gave its lease back: %+v (%s), %v", p2.Result, p2.Decision.Message, p2.Err)
+	}
+
+	// The store's records: acquired, released; never two at once.
+	log, err := store.LeaseLog(ctx, "eu-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []string
+	for _, e := range log {
+		evs = append(evs, e.AgentID+":"+e.Event)
+	}
+	if got, want := strings.Join(evs, " "), "web-01:acquired web-01:released web-02:acquired web-02:released"; got != want {
+		t.Errorf("the store's lease log: %s\nwant %s", got, want)
+	}
+	for _, id := range []string{"web-01", "web-02"} {
+		a, ok, err := store.Agent(ctx, id, time.Now())
+		if err != nil || !ok {
+			t.Fatalf("agent %s in the store: %v, %v", id, ok, err)
+		}
+		if a.Outcome != report.OutcomeUpdated || a.CurrentVersion != "17.4.0" {
+			t.Errorf("the store's latest report of %s: outcome %q, version %q; want updated on 17.4.0", id, a.Outcome, a.CurrentVersion)
+		}
+	}
+}
