@@ -27,8 +27,8 @@ import (
 type servedFleet struct{ snap *reconcile.Snapshot }
 
 func (b servedFleet) Snapshot() *reconcile.Snapshot { return b.snap }
-func (b servedFleet) Status() reconcile.Status     { return reconcile.Status{Source: "test"} }
-func (b servedFleet) Trigger()                     {}
+func (b servedFleet) Status() reconcile.Status      { return reconcile.Status{Source: "test"} }
+func (b servedFleet) Trigger()                      {}
 
 // hookInstaller runs a hook while the install is under way.
 type hookInstaller struct {
