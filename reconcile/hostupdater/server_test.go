@@ -18,6 +18,7 @@ import (
 	fleetstore "upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/reconcile/rollout"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/sources/versionclient"
 	"upkeep.dev/upkeep/spec"
@@ -43,14 +44,16 @@ func (h hookInstaller) Install(ctx context.Context, pkg, v string) error {
 	return h.memInstaller.Install(ctx, pkg, v)
 }
 
-// TestTwoAgentsAgainstTheRealServer runs two host updaters of a group with
-// maxConcurrent 1 against the real `upkeep serve` handler on a SQLite fleet
-// store: while web-01 installs, web-02's pass is refused a lease
-// (ConcurrencyLimit) and installs nothing; once web-01 has given its lease
-// back, web-02 updates. The store's own lease log and reports are the proof.
-func TestTwoAgentsAgainstTheRealServer(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "fleet.db"), fleetstore.Options{})
+// realServer is `upkeep serve`'s handler over st on a SQLite fleet store,
+// with answers for rollouts (nil: none).
+type realServer struct {
+	url, tokenFile string
+	store          *sqlstore.Store
+}
+
+func startRealServer(t *testing.T, st *spec.State, answers func() *rollout.Answers) *realServer {
+	t.Helper()
+	store, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "fleet.db"), fleetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +63,8 @@ func TestTwoAgentsAgainstTheRealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &spec.State{
-		ControlPlanes: []*spec.ControlPlane{{Name: "cloud", Version: "17.5.0"}},
-		Channels:      []*spec.Channel{{Name: "stable/cloud", ControlPlane: "cloud", Version: "17.4.0"}},
-		Groups:        []*spec.Group{{Name: "eu-prod", Channel: "stable/cloud", Timezone: "UTC", Location: time.UTC, MaxConcurrent: spec.Quantity{Count: 1}}},
-	}
 	h := server.New(servedFleet{reconcile.BuildSnapshot(st, "r1", time.Now())}, server.Options{
-		ReportTokens: tokens, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ReportTokens: tokens, Store: store, Answers: answers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -74,9 +72,15 @@ func TestTwoAgentsAgainstTheRealServer(t *testing.T) {
 	if err := os.WriteFile(tf, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return &realServer{url: srv.URL, tokenFile: tf, store: store}
+}
 
-	newAgent := func(id string, inst installers.Installer, mem *memInstaller) *Updater {
-		yaml := fmt.Sprintf(`server: %s
+// agent is a host updater of group eu-prod on channel stable/cloud against
+// s, with no schedule (one unusable check updates) and an HTTP health check
+// on mem's state.
+func (s *realServer) agent(t *testing.T, id string, inst installers.Installer, mem *memInstaller) *Updater {
+	t.Helper()
+	yaml := fmt.Sprintf(`server: %s
 channel: stable/cloud
 group: eu-prod
 agentID: %s
@@ -92,26 +96,44 @@ health:
     url: %s
   settle: 200ms
   interval: 40ms
-`, srv.URL, id, tf, t.TempDir(), agentHealth(t, mem, ""))
-		cfg, err := ParseConfig("agent.yaml", []byte(yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		vc, err := versionclient.New(cfg.Server, versionclient.Options{AgentID: cfg.AgentID, Group: cfg.Group})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := report.NewClient(cfg.Server, report.ClientOptions{TokenFile: cfg.TokenFile})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := New(cfg, Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
-			Report: func(ctx context.Context, p *Pass) error { return rc.Send(ctx, Report(cfg, p, "devel")) },
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
+`, s.url, id, s.tokenFile, t.TempDir(), agentHealth(t, mem, ""))
+	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := versionclient.New(cfg.Server, versionclient.Options{AgentID: cfg.AgentID, Group: cfg.Group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := report.NewClient(cfg.Server, report.ClientOptions{TokenFile: cfg.TokenFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := New(cfg, Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
+		Report: func(ctx context.Context, p *Pass) error { return rc.Send(ctx, Report(cfg, p, "devel")) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestTwoAgentsAgainstTheRealServer runs two host updaters of a group with
+// maxConcurrent 1 against the real `upkeep serve` handler on a SQLite fleet
+// store: while web-01 installs, web-02's pass is refused a lease
+// (ConcurrencyLimit) and installs nothing; once web-01 has given its lease
+// back, web-02 updates. The store's own lease log and reports are the proof.
+func TestTwoAgentsAgainstTheRealServer(t *testing.T) {
+	ctx := context.Background()
+	st := &spec.State{
+		ControlPlanes: []*spec.ControlPlane{{Name: "cloud", Version: "17.5.0"}},
+		Channels:      []*spec.Channel{{Name: "stable/cloud", ControlPlane: "cloud", Version: "17.4.0"}},
+		Groups:        []*spec.Group{{Name: "eu-prod", Channel: "stable/cloud", Timezone: "UTC", Location: time.UTC, MaxConcurrent: spec.Quantity{Count: 1}}},
+	}
+	s := startRealServer(t, st, nil)
+	store := s.store
+	newAgent := func(id string, inst installers.Installer, mem *memInstaller) *Updater {
+		return s.agent(t, id, inst, mem)
 	}
 
 	inst2 := &memInstaller{installed: "17.3.0"}
@@ -161,5 +183,42 @@ health:
 		if a.Outcome != report.OutcomeUpdated || a.CurrentVersion != "17.4.0" {
 			t.Errorf("the store's latest report of %s: outcome %q, version %q; want updated on 17.4.0", id, a.Outcome, a.CurrentVersion)
 		}
+	}
+}
+
+// TestCanaryStepAgainstTheRealServer: in a rollout's canary step, the real
+// server answers the canary the new version and holds the other agent back;
+// the canary updates, the other waits by RolloutHeld, naming the rollout.
+func TestCanaryStepAgainstTheRealServer(t *testing.T) {
+	ctx := context.Background()
+	st := &spec.State{
+		ControlPlanes: []*spec.ControlPlane{{Name: "cloud", Version: "17.5.0"}},
+		Channels: []*spec.Channel{{Name: "stable/cloud", ControlPlane: "cloud", Version: "17.4.0",
+			Rollout: &spec.Rollout{Stages: []spec.Stage{{Groups: []string{"eu-prod"}, Canaries: spec.Quantity{Count: 1},
+				SuccessThreshold: spec.DefaultSuccessThreshold, FailureThreshold: spec.DefaultFailureThreshold}}}}},
+		Groups: []*spec.Group{{Name: "eu-prod", Channel: "stable/cloud", Timezone: "UTC", Location: time.UTC}},
+	}
+	ro := fleetstore.Rollout{Channel: "stable/cloud", Version: "17.4.0", FromVersion: "17.3.0", State: fleetstore.StateCanary,
+		Stage: 0, Step: fleetstore.StepCanary, Canaries: []string{"web-01"}}
+	answers := rollout.NewAnswers(rollout.NewAnswer(ro, st.RolloutStages("stable/cloud"), nil))
+	s := startRealServer(t, st, func() *rollout.Answers { return answers })
+
+	canary, other := &memInstaller{installed: "17.3.0"}, &memInstaller{installed: "17.3.0"}
+	p := s.agent(t, "web-01", canary, canary).Once(ctx, false)
+	if p.Err != nil || p.Outcome() != report.OutcomeUpdated || p.Target != "17.4.0" {
+		t.Fatalf("the canary: target %s, %+v, %v; want 17.4.0 updated", p.Target, p.Result, p.Err)
+	}
+	p = s.agent(t, "web-02", other, other).Once(ctx, false)
+	d := p.Decision
+	if p.Err != nil || d.Rule != reconcile.RuleRolloutHeld || d.Reason != "NotCanary" || p.Target != "17.3.0" ||
+		!strings.Contains(d.Message, "17.4.0 is rolling out (state Canary, stage 0)") {
+		t.Fatalf("the other agent: target %s, %+v, %v; want a RolloutHeld wait on 17.3.0", p.Target, d, p.Err)
+	}
+	if v, _, _ := other.Installed(ctx, ""); v != "17.3.0" {
+		t.Errorf("the held agent installed %s", v)
+	}
+	a, ok, err := s.store.Agent(ctx, "web-02", time.Now())
+	if err != nil || !ok || a.Rule != reconcile.RuleRolloutHeld {
+		t.Errorf("the store's report of web-02: %+v, %v, %v", a.Report, ok, err)
 	}
 }
