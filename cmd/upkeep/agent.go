@@ -163,6 +163,8 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
 	}
 	if l := leaseText(p.Lease); l != "" {
 		fmt.Fprintf(w, "lease:    %s\n", l)
+	} else if dryRun && d.Action == reconcile.ActionUpdate {
+		fmt.Fprintf(w, "lease:    not asked in a dry run; a real pass asks the server for one first (leases: true)\n")
 	}
 	if len(p.Commands) > 0 {
 		label := "ran"

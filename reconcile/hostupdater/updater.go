@@ -113,6 +113,7 @@ func New(cfg *Config, p Parts) (*Updater, error) {
 		if err != nil {
 			return nil, err
 		}
+		checker.Logger = u.log // settle progress in the agent's log format, not slog's default
 		u.health = checker
 	}
 	return u, nil
