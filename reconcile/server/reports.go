@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -237,7 +238,11 @@ func (h *handler) fleet(w http.ResponseWriter, r *http.Request) int {
 	}
 	var p fleet.Page
 	var afterGroup, afterAgent *string
-	for k, v := range r.URL.Query() {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest(w, "the query is not URL-encoded: "+err.Error())
+	}
+	for k, v := range query {
 		switch k {
 		case "group":
 			p.Group = v[0]
