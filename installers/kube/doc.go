@@ -73,8 +73,9 @@
 //     superseded, or when no rollout starts (a refused image). The rollout
 //     annotation carries it across restarts; a dead updater's lease expires.
 //   - Reports (POST /v1/reports) are sent when the decision or outcome
-//     changes and at least once per interval, for workloads with a group
-//     (the report document requires one); the agent id is the workload's UID.
+//     changes and at least once per interval, once the workload's channel
+//     is known (a workload without a group counts under _none); the agent
+//     id is the workload's UID, and outcome says how an update ended.
 //   - The apply step is a state machine across passes (the rollout
 //     annotation is its journal) rather than reconcile/apply's blocking
 //     Apply: a controller must not hold a worker for the whole rollout.
