@@ -77,3 +77,54 @@ func BenchmarkVersionOverLoopback(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRolloutAnswer compares the plain channel answer with the
+// per-agent answer of a channel under rollout (identity in headers, in the
+// query, and the group-scoped channel), all through the handler.
+func BenchmarkRolloutAnswer(b *testing.B) {
+	answers := &answerTable{}
+	answers.set(canaryStep)
+	h := server.New(rolloutBackend(), server.Options{Answers: answers.get})
+	for _, tc := range []struct {
+		name, path string
+		header     []string
+		body       string
+	}{
+		{"plain", "/v1/webapi/automaticupgrades/channel/plain/version", nil, "v1.2.0"},
+		{"agent-canary", "/v1/webapi/automaticupgrades/channel/prod/version", []string{"Upkeep-Agent-Id", "c-1", "Upkeep-Group", "canary-hosts"}, "v1.1.0"},
+		{"agent-held", "/v1/webapi/automaticupgrades/channel/prod/version", []string{"Upkeep-Agent-Id", "e-1", "Upkeep-Group", "eu-prod"}, "v1.0.0"},
+		{"agent-query", "/v1/prod/version?agent=c-1&group=canary-hosts", nil, "v1.1.0"},
+		{"group-scoped", "/v1/webapi/automaticupgrades/channel/group/eu-prod/version", nil, "v1.0.0"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		for i := 0; i+1 < len(tc.header); i += 2 {
+			req.Header.Set(tc.header[i], tc.header[i+1])
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			w := &bodyWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.body = w.body[:0]
+				h.ServeHTTP(w, req)
+			}
+			if w.code != http.StatusOK || string(w.body) != tc.body {
+				b.Fatalf("answered %d %q, want %q", w.code, w.body, tc.body)
+			}
+		})
+	}
+}
+
+// bodyWriter keeps the last body, in a reused buffer, so the benchmark
+// can check the answer without allocating per request.
+type bodyWriter struct {
+	h    http.Header
+	code int
+	body []byte
+}
+
+func (d *bodyWriter) Header() http.Header  { return d.h }
+func (d *bodyWriter) WriteHeader(code int) { d.code = code }
+func (d *bodyWriter) Write(p []byte) (int, error) {
+	d.body = append(d.body, p...)
+	return len(p), nil
+}
