@@ -147,7 +147,7 @@ func (l *lockedBuffer) String() string {
 // it listens. It reads the address from the JSON start log line.
 func startServe(t testing.TB, args ...string) *server {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--cache-dir", t.TempDir()}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--cache-dir", t.TempDir(), "--state-dir", t.TempDir()}, args...)
 	cmd := exec.Command(upkeepBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
