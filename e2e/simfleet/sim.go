@@ -263,7 +263,7 @@ func (s *Sim) run(ctx context.Context, i int, a Agent) {
 		s.log(Event{At: lastReport, Agent: a.ID, Group: a.Group, Kind: EvReported, Version: current, Outcome: outcome})
 	}
 
-	report(current, "nothing", "UpToDate", "UpToDate", "")
+	report(current, "Nothing", "UpToDate", "UpToDate", "")
 	for sleep(ctx, jitter(s.cfg.Poll)) {
 		var ans Answer
 		err := s.call(i, func(base string) (err error) {
@@ -280,7 +280,7 @@ func (s *Sim) run(ctx context.Context, i int, a Agent) {
 		}
 		if ans.Version == current || ans.Version == "none" || failed[ans.Version] {
 			if time.Since(lastReport) > s.cfg.Heartbeat {
-				report(ans.Version, "nothing", "UpToDate", "UpToDate", "")
+				report(ans.Version, "Nothing", "UpToDate", "UpToDate", "")
 			}
 			continue
 		}
@@ -344,6 +344,6 @@ func (s *Sim) update(ctx context.Context, i int, a Agent, version string, curren
 		s.log(Event{At: time.Now(), Agent: a.ID, Group: a.Group, Kind: EvReleased, Version: version})
 	}
 	reason := "WindowOpen"
-	report(version, "update", "InWindow", reason, outcome)
+	report(version, "Update", "InWindow", reason, outcome)
 	return true
 }
