@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +26,10 @@ import (
 //   - GET /v1/rollouts answers {rollouts: [<rollout>…]}, by channel.
 //   - GET /v1/rollouts/<channel> answers the rollout's fields, "stages"
 //     (each stage's groups and the progress of its agents, counted from
-//     the store) and "transitions" (newest first; ?transitions=<n>, at
-//     most MaxTransitions, default DefaultTransitions).
+//     the store) and "transitions": the latest ?transitions=<n> (at most
+//     MaxTransitions, default DefaultTransitions) in the order they were
+//     taken, oldest first. Steps of one engine pass share one time, so the
+//     order is the store's, not a sort by time.
 //   - POST /v1/rollouts/<channel>/halt and .../resume are the operator's
 //     steps (rules HaltedByOperator, ResumedByOperator), recorded in the
 //     store with the actor "operator:token-<8 hex digits of the token's
@@ -149,6 +152,7 @@ func (h *handler) rolloutDetail(w http.ResponseWriter, r *http.Request, channel 
 	if d.Transitions == nil {
 		d.Transitions = []fleet.Transition{}
 	}
+	slices.Reverse(d.Transitions) // the store answers newest first
 	if t := h.tables(); t != nil && t.snap.State != nil {
 		if stages := t.snap.State.RolloutStages(channel); stages != nil {
 			if d.Stages, err = h.progress(r, ro, stages); err != nil {
