@@ -634,3 +634,32 @@ func TestRolloutRoutes(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreDownAnswers503: a store that fails makes the fleet routes
+// answer 503 with Retry-After, never 200 with a partial answer, and the
+// version answers of channels without a rollout do not depend on it.
+func TestStoreDownAnswers503(t *testing.T) {
+	store, _ := openStore(t, fleet.Options{})
+	s := startOn(t, store, rolloutBackend(), nil)
+	s.post(t, agentReport("web-01", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))
+	store.Close()
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/v1/reports", reportJSON(t, agentReport("web-02", "eu-prod", "17.2.3", "healthy", reconcile.ActionWait))},
+		{"GET", "/v1/fleet", ""},
+		{"GET", "/v1/agents/web-01", ""},
+		{"POST", "/v1/leases", `{"agentId":"c-1","group":"canary-hosts"}`},
+		{"GET", "/v1/rollouts", ""},
+		{"POST", "/v1/rollouts/prod/halt", ""},
+	} {
+		got := s.send(t, tc.method, tc.path, tc.body, bearer(reportToken)...)
+		if got.code != 503 || got.header.Get("Retry-After") == "" || !strings.Contains(got.body, "fleet store") {
+			t.Errorf("%s %s with the store down: %d %q, want 503 naming the store", tc.method, tc.path, got.code, got.body)
+		}
+	}
+	if got := s.do(t, "GET", "/v1/plain/version"); got.code != 200 || got.body != "v1.2.0" {
+		t.Errorf("a plain version answer with the store down: %d %q", got.code, got.body)
+	}
+	if m := s.do(t, "GET", "/metrics"); !strings.Contains(m.body, "upkeep_http_requests_total") {
+		t.Errorf("/metrics with the store down: %d", m.code)
+	}
+}
