@@ -663,3 +663,21 @@ func TestStoreDownAnswers503(t *testing.T) {
 		t.Errorf("/metrics with the store down: %d", m.code)
 	}
 }
+
+func TestReadyOnlyOnceTheRolloutsAreRead(t *testing.T) {
+	answers := &answerTable{}
+	store, _ := openStore(t, fleet.Options{})
+	s := startOn(t, store, rolloutBackend(), answers.get)
+	if got := s.do(t, "GET", "/readyz"); got.code != 503 || !strings.Contains(got.body, "rollouts") {
+		t.Errorf("/readyz before the rollouts are read: %d %q", got.code, got.body)
+	}
+	answers.set(canaryStep)
+	if got := s.do(t, "GET", "/readyz"); got.code != 200 {
+		t.Errorf("/readyz once they are: %d %q", got.code, got.body)
+	}
+	// Without a channel under rollout there is nothing to wait for.
+	plain := startOn(t, store, serving(t, "rev1"), (&answerTable{}).get)
+	if got := plain.do(t, "GET", "/readyz"); got.code != 200 {
+		t.Errorf("/readyz of a fleet without rollouts: %d %q", got.code, got.body)
+	}
+}

@@ -440,8 +440,8 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) int {
 	return writeBody(w, r, hText, nil, []byte("ok\n"))
 }
 
-// readyz is ready once a snapshot is served: before the first good sync an
-// updater would only get 503s.
+// readyz is ready once a snapshot is served and, when a channel has a
+// rollout, the rollouts are read: before either an updater would get 503s.
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) int {
 	if !readMethod(w, r) {
 		return http.StatusMethodNotAllowed
@@ -453,6 +453,10 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) int {
 			msg += "; last sync: " + e.Message
 		}
 		return textError(w, http.StatusServiceUnavailable, msg)
+	}
+	if t := h.tables(); h.answers != nil && h.answers() == nil && t.anyRollout {
+		// A channel under rollout would answer 503 until the rollouts are read.
+		return textError(w, http.StatusServiceUnavailable, "not ready: the rollouts are not read from the fleet store yet")
 	}
 	return writeBody(w, r, hText, nil, []byte("ready: serving revision "+s.Revision+"\n"))
 }

@@ -17,6 +17,7 @@ type tables struct {
 	groups       map[string]*groupEntry
 	channelsETag []string
 	groupsETag   []string
+	anyRollout   bool // some channel answers from a rollout table
 }
 
 type channelEntry struct {
@@ -74,6 +75,7 @@ func buildTables(s *reconcile.Snapshot) *tables {
 			detailETag:   etag(rev, "channel", name),
 			rollout:      c.Version != "" && s.State != nil && s.State.RolloutStages(c.Name) != nil,
 		}
+		t.anyRollout = t.anyRollout || t.channels[c.Name].rollout
 	}
 	for _, g := range s.Groups() {
 		name := etagSafe(g.Name)
