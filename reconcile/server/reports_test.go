@@ -21,6 +21,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/fleet"
+	"upkeep.dev/upkeep/reconcile/fleet/pgtest"
 	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/rollout"
@@ -534,26 +535,41 @@ func TestConcurrentReports(t *testing.T) {
 }
 
 // BenchmarkPostReport is POST /v1/reports through the handler into a real
-// SQLite store: one transaction per report (the latest row, the history
-// row, the pruning), 1000 agents reporting in turn.
+// store (a SQLite file; PostgreSQL started by pgtest): one transaction per
+// report (the latest row, the history row, the pruning), 1000 agents
+// reporting in turn, one at a time.
 func BenchmarkPostReport(b *testing.B) {
 	tokens, _ := report.ParseTokens("t", []byte(reportToken))
-	store, _ := openStore(b, fleet.Options{})
-	h := server.New(serving(b, "rev1"), server.Options{ReportTokens: tokens, Store: store, Logger: slog.New(slog.DiscardHandler)})
 	bodies := make([][]byte, 1000)
 	for i := range bodies {
 		bodies[i] = []byte(reportJSON(b, agentReport(fmt.Sprintf("agent-%04d", i), "eu-prod", "17.2.3", "healthy", reconcile.ActionWait)))
 	}
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		req := httptest.NewRequest("POST", "/v1/reports", bytes.NewReader(bodies[i%len(bodies)]))
-		req.Header.Set("Authorization", "Bearer "+reportToken)
-		h.ServeHTTP(w, req)
-		if w.code != http.StatusAccepted {
-			b.Fatalf("status %d", w.code)
-		}
-		i++
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			var store fleet.Store
+			if engine == "sqlite" {
+				store, _ = openStore(b, fleet.Options{})
+			} else {
+				st, err := sqlstore.Open(context.Background(), pgtest.Shared(b), fleet.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { st.Close() })
+				store = st
+			}
+			h := server.New(serving(b, "rev1"), server.Options{ReportTokens: tokens, Store: store, Logger: slog.New(slog.DiscardHandler)})
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/v1/reports", bytes.NewReader(bodies[i%len(bodies)]))
+				req.Header.Set("Authorization", "Bearer "+reportToken)
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusAccepted {
+					b.Fatalf("status %d", w.code)
+				}
+				i++
+			}
+		})
 	}
 }
