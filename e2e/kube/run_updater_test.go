@@ -192,7 +192,7 @@ func buildKubeUpdater(t *testing.T) string {
 
 // startVersionServer serves examples/fleet over TLS on loopback, accepting
 // reports with reportToken.
-func startVersionServer(t *testing.T) (*httptest.Server, *report.Store) {
+func startVersionServer(t *testing.T) (*httptest.Server, reportStore) {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	rec := reconcile.New(sources.NewFolder(filepath.Join(repoRoot(), "examples", "fleet")), reconcile.Options{Logger: quiet})
@@ -203,8 +203,8 @@ func startVersionServer(t *testing.T) (*httptest.Server, *report.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := report.NewStore(report.StoreOptions{})
-	srv := httptest.NewTLSServer(server.New(rec, server.Options{Logger: quiet, ReportTokens: tokens, Reports: store}))
+	store := openReportStore(t)
+	srv := httptest.NewTLSServer(server.New(rec, server.Options{Logger: quiet, ReportTokens: tokens, Store: store}))
 	t.Cleanup(srv.Close)
 	return srv, store
 }

@@ -56,7 +56,7 @@ type fleet struct {
 	dir      string
 	rec      *reconcile.Reconciler
 	srv      *httptest.Server
-	store    *report.Store
+	store    reportStore
 	token    string // file holding the report token
 	requests atomic.Int64
 
@@ -92,8 +92,8 @@ func startFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 	f.token = tokenFile
-	f.store = report.NewStore(report.StoreOptions{})
-	h := server.New(f.rec, server.Options{Logger: quietLog(), ReportTokens: tokens, Reports: f.store})
+	f.store = openReportStore(t)
+	h := server.New(f.rec, server.Options{Logger: quietLog(), ReportTokens: tokens, Store: f.store})
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != report.ReportsPath {
 			f.requests.Add(1)
