@@ -41,8 +41,9 @@ type Backend interface {
 	Trigger()
 }
 
-// Options configures the handler. The zero value serves everything but the
-// webhook, with metrics on a private registry.
+// Options configures the handler. The zero value serves the snapshot (the
+// Teleport protocol, the JSON API, health and metrics on a private
+// registry) but not the webhook, the fleet routes or rollouts.
 type Options struct {
 	// WebhookSecret is the shared secret of POST /v1/hooks/git (GitHub's
 	// X-Hub-Signature-256). Empty disables the route (404).
