@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -338,7 +337,8 @@ func (w *watcher) stage(i int) []string {
 	return slices.Clone(w.canaries[i])
 }
 
-// ofVersion is the rollout's transitions of version, oldest first.
+// ofVersion is the rollout's transitions of version, in the order the
+// server lists them: the store's, oldest first.
 func ofVersion(ts []fleet.Transition, version string) []fleet.Transition {
 	var out []fleet.Transition
 	for _, tr := range ts {
@@ -346,7 +346,6 @@ func ofVersion(ts []fleet.Transition, version string) []fleet.Transition {
 			out = append(out, tr)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out
 }
 
@@ -456,7 +455,10 @@ func TestRolloutGoodVersion(t *testing.T) {
 
 	t.Run("every stage passes in order", func(t *testing.T) {
 		last := -1
-		for _, tr := range ts {
+		for i, tr := range ts {
+			if i > 0 && tr.At.Before(ts[i-1].At) {
+				t.Errorf("transition %d is listed after a later one:%s", i, describe(ts))
+			}
 			if tr.Stage < last {
 				t.Errorf("stage %d after stage %d:%s", tr.Stage, last, describe(ts))
 			}
