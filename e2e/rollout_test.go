@@ -452,6 +452,7 @@ func TestRolloutGoodVersion(t *testing.T) {
 	w.end()
 	t.Logf("1.1.0 rolled out to %d agents in %s", len(agents), time.Since(began).Round(time.Millisecond))
 	ts := ofVersion(done.Transitions, "1.1.0")
+	t.Logf("transitions:%s", describe(ts))
 
 	t.Run("every stage passes in order", func(t *testing.T) {
 		last := -1
@@ -545,6 +546,7 @@ func TestRolloutGoodVersion(t *testing.T) {
 
 	t.Run("maxConcurrent is never exceeded", func(t *testing.T) {
 		peak := replayLeases(leaseLog(t, e.storeURL))
+		t.Logf("peak leases by the store's log %v, seen by the simulation %v, %d refusals", peak, sim.MaxInstalling(), len(sim.Filter(simfleet.EvLeaseRefused, "")))
 		for g, limit := range mainMax {
 			if peak[g] > limit {
 				t.Errorf("group %s held %d leases at once by the store's lease log, maxConcurrent %d", g, peak[g], limit)
