@@ -346,16 +346,9 @@ func (h *handler) agent(w http.ResponseWriter, r *http.Request, id string) int {
 	if err := report.CheckAgentID(id); err != nil {
 		return badRequest(w, err.Error())
 	}
-	limit := 0 // the store's whole history
-	for k, v := range r.URL.Query() {
-		if k != "history" {
-			return badRequest(w, "unknown query parameter "+quoteParam(k)+": use history")
-		}
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 0 || n > MaxHistory {
-			return badRequest(w, fmt.Sprintf("history must be a number of reports from 0 to %d", MaxHistory))
-		}
-		limit = n
+	limit, msg := onlyIntParam(r, "history", 0, MaxHistory, 0) // 0: the store's whole history
+	if msg != "" {
+		return badRequest(w, msg)
 	}
 	ctx, cancel := rp.ctx(r)
 	defer cancel()
@@ -454,4 +447,20 @@ func (c *agentsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range series {
 		ch <- prometheus.MustNewConstMetric(agentsDesc, prometheus.GaugeValue, float64(s.Agents), s.Group, s.Version, s.Health)
 	}
+}
+
+// onlyIntParam reads the one query parameter a route takes, an integer
+// from lo to hi (def when absent); msg says what is wrong, else "".
+func onlyIntParam(r *http.Request, name string, lo, hi, def int) (n int, msg string) {
+	n = def
+	for k, v := range r.URL.Query() {
+		if k != name {
+			return 0, "unknown query parameter " + quoteParam(k) + ": use " + name
+		}
+		var err error
+		if n, err = strconv.Atoi(v[0]); err != nil || n < lo || n > hi {
+			return 0, fmt.Sprintf("%s must be a number from %d to %d", name, lo, hi)
+		}
+	}
+	return n, ""
 }

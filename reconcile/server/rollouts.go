@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,16 +124,9 @@ func (h *handler) rolloutDetail(w http.ResponseWriter, r *http.Request, channel 
 	if !validName(channel, true) {
 		return badRequest(w, fmt.Sprintf("%s is not a channel name", quoteParam(channel)))
 	}
-	limit := DefaultTransitions
-	for k, v := range r.URL.Query() {
-		if k != "transitions" {
-			return badRequest(w, "unknown query parameter "+quoteParam(k)+": use transitions")
-		}
-		n, err := strconv.Atoi(v[0])
-		if err != nil || n < 1 || n > MaxTransitions {
-			return badRequest(w, fmt.Sprintf("transitions must be a number from 1 to %d", MaxTransitions))
-		}
-		limit = n
+	limit, msg := onlyIntParam(r, "transitions", 1, MaxTransitions, DefaultTransitions)
+	if msg != "" {
+		return badRequest(w, msg)
 	}
 	ctx, cancel := rp.ctx(r)
 	defer cancel()
