@@ -130,7 +130,7 @@ func Next(d Desired, cur *fleet.Rollout, agents []fleet.AgentState, now time.Tim
 			fmt.Sprintf("channel %s has no rollout stages any more: version %s is served to every agent", d.Channel, d.Version), now)
 	}
 	if r.State == fleet.StateHalted {
-		if !d.Resume.IsZero() && d.Resume.After(r.HaltedAt) {
+		if !d.Resume.IsZero() && d.Resume.After(r.HaltedAt) && !d.Resume.After(now) { // a future resume waits for its time
 			return resume(prev, RuleResumedByGit, "ResumeAfterHalt",
 				fmt.Sprintf("rollout.resume of channel %s (%s) is after the halt at %s: the rollout of %s resumes",
 					d.Channel, d.Resume.UTC().Format(time.RFC3339), prev.HaltedAt.UTC().Format(time.RFC3339), d.Version), now)

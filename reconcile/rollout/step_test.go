@@ -387,6 +387,9 @@ func TestNext(t *testing.T) {
 			ticks: []tick{
 				{at: time.Minute, agents: baseAgents},
 				{at: 2 * time.Minute, d: resumeAt(twoStages(v2), t0), agents: baseAgents},
+				// A resume time still ahead does not resume yet, so a far-future
+				// value cannot undo halts that come after the commit at once.
+				{at: 150 * time.Second, d: resumeAt(twoStages(v2), t0.Add(time.Hour)), agents: baseAgents},
 				{at: 3 * time.Minute, d: resumeAt(twoStages(v2), t0.Add(time.Second)), agents: baseAgents, rule: RuleResumedByGit, state: fleet.StateCanary,
 					check: func(t *testing.T, r fleet.Rollout, _ fleet.Transition) {
 						if !slices.Equal(r.Canaries, []string{"canary-hosts-1"}) || !r.HaltedAt.Equal(t0) {
