@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +101,7 @@ func BenchmarkFleetLoad(b *testing.B) {
 			var mu sync.Mutex
 			var lat []time.Duration
 			b.SetParallelism(4) // 8 senders on 2 cores
+			selfCPU, pgCPU := processCPU(), postgresCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				own := make([]time.Duration, 0, 1024)
@@ -112,6 +116,12 @@ func BenchmarkFleetLoad(b *testing.B) {
 				mu.Unlock()
 			})
 			b.StopTimer()
+			// CPU per report: this process (handlers, the driver and, for
+			// SQLite, the whole store) and PostgreSQL's own processes.
+			b.ReportMetric(float64((processCPU()-selfCPU).Microseconds())/float64(b.N), "server-cpu-µs/report")
+			if engine == "postgres" {
+				b.ReportMetric(float64((postgresCPU()-pgCPU).Microseconds())/float64(b.N), "postgres-cpu-µs/report")
+			}
 			slices.Sort(lat)
 			pct := func(p float64) float64 {
 				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
@@ -121,6 +131,41 @@ func BenchmarkFleetLoad(b *testing.B) {
 			b.ReportMetric(float64(size())/fleetAgents, "store-bytes/agent")
 		})
 	}
+}
+
+// processCPU is the CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU is the CPU time used so far by the processes named
+// postgres: during the benchmark, the server pgtest started.
+func postgresCPU() time.Duration {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var ticks int64
+	for _, p := range stats {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != "postgres" {
+			continue
+		}
+		f := strings.Fields(s[end+1:]) // f[0] is field 3 (state); utime and stime are fields 14 and 15
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // pgDatabaseSize is the size of the database url names, in bytes.
