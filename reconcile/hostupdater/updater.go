@@ -41,7 +41,7 @@ const releaseTimeout = 10 * time.Second
 
 // ScheduleSource gives the agent's maintenance schedule, judged at now.
 type ScheduleSource interface {
-	Load(ctx context.Context, now time.Time) schedule.Schedule
+	Load(ctx context.Context, now time.Time, save bool) schedule.Schedule
 	String() string
 }
 
@@ -250,7 +250,7 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 	}
 	in.Critical = p.Critical
 
-	p.Schedule = u.schedule.Load(ctx, p.At)
+	p.Schedule = u.schedule.Load(ctx, p.At, !dryRun) // a dry run writes nothing
 	in.Schedule = decisionSchedule(p.Schedule)
 	// The chain counts earlier unusable checks; the state remembers this one too.
 	unusable := 0

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -120,6 +122,24 @@ func okSystemctl(_ context.Context, argv []string) ([]byte, []byte, error) {
 	return nil, nil, nil
 }
 
+// stateFiles maps every file under dir to its content.
+func stateFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
 type setup struct {
 	fleet *fleet
 	inst  *memInstaller
@@ -212,9 +232,15 @@ func TestPassLeases(t *testing.T) {
 			if tc.held {
 				s.fleet.leases.Hold("eu-prod", "web-02", time.Now().Add(10*time.Minute))
 			}
+			before := stateFiles(t, s.cfg.StateDir)
 			p := s.u.Once(context.Background(), tc.dryRun)
 			if p.Err != nil {
 				t.Fatalf("pass: %v", p.Err)
+			}
+			if after := stateFiles(t, s.cfg.StateDir); tc.dryRun && !maps.Equal(before, after) {
+				t.Errorf("a dry run changed the state directory: %v before, %v after", before, after)
+			} else if !tc.dryRun && maps.Equal(before, after) {
+				t.Errorf("a pass left the state directory as it was (%v): the dry-run check above proves nothing", after)
 			}
 			if p.Decision.Rule != tc.rule {
 				t.Fatalf("decided %s by %s (%s): %s; want rule %s", p.Decision.Action, p.Decision.Rule, p.Decision.Reason, p.Decision.Message, tc.rule)

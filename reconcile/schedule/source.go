@@ -13,7 +13,9 @@ import (
 // fails: a schedule that cannot be found or trusted comes back with a state
 // other than Usable, and the updater treats the agent as unhealthy.
 type Source interface {
-	Load(ctx context.Context, now time.Time) Schedule
+	// Load gets and judges the schedule. save keeps a good answer for
+	// later passes; a dry run passes false, since it must change nothing.
+	Load(ctx context.Context, now time.Time, save bool) Schedule
 	String() string
 }
 
@@ -33,9 +35,9 @@ type ServerSource struct {
 	Logger *slog.Logger // nil: slog.Default()
 }
 
-// Load fetches the schedule; on success it saves it and judges it, on
-// failure it judges the saved copy and records the fetch error in Err.
-func (s *ServerSource) Load(ctx context.Context, now time.Time) Schedule {
+// Load fetches the schedule; on success it saves it (when save) and judges
+// it, on failure it judges the saved copy and records the fetch error in Err.
+func (s *ServerSource) Load(ctx context.Context, now time.Time, save bool) Schedule {
 	log := s.Logger
 	if log == nil {
 		log = slog.Default()
@@ -44,6 +46,9 @@ func (s *ServerSource) Load(ctx context.Context, now time.Time) Schedule {
 	if err == nil {
 		sch := Evaluate(ws, now)
 		sch.Message = fmt.Sprintf("group %q from the server: %s", s.Group, sch.Message)
+		if !save {
+			return sch
+		}
 		if werr := WriteFile(s.Path, ws); werr != nil {
 			// The fresh schedule is still right for now; only a restart
 			// without the server would miss it.
@@ -77,7 +82,7 @@ type FileSource struct {
 }
 
 // Load reads and judges the file.
-func (s FileSource) Load(_ context.Context, now time.Time) Schedule {
+func (s FileSource) Load(_ context.Context, now time.Time, _ bool) Schedule {
 	return ReadFile(s.path(), now)
 }
 
@@ -95,7 +100,7 @@ func (s FileSource) String() string { return "agent schedule file " + s.path() }
 type NoSource struct{}
 
 // Load returns a Missing schedule.
-func (NoSource) Load(context.Context, time.Time) Schedule {
+func (NoSource) Load(context.Context, time.Time, bool) Schedule {
 	return Schedule{State: Missing, Message: "no schedule source is configured"}
 }
 
