@@ -558,7 +558,14 @@ func TestServerSourceKeepsTheLastGoodSchedule(t *testing.T) {
 	saved := filepath.Join(t.TempDir(), "state", "schedule.json")
 	src := &schedule.ServerSource{Fetch: c.Schedule, Group: "eu-prod", Path: saved}
 
-	got := src.Load(t.Context(), now)
+	// A dry run's load judges the fetched schedule and saves nothing.
+	if got := src.Load(t.Context(), now, false); got.State != schedule.Usable || got.Path != "" {
+		t.Fatalf("load without saving: %v (path %q)", got, got.Path)
+	}
+	if _, err := os.Stat(saved); !os.IsNotExist(err) {
+		t.Fatalf("load without saving wrote %s (stat: %v)", saved, err)
+	}
+	got := src.Load(t.Context(), now, true)
 	if got.State != schedule.Usable || got.Err != nil || got.Path != saved {
 		t.Fatalf("first load: %v (err %v, path %q)", got, got.Err, got.Path)
 	}
@@ -567,7 +574,7 @@ func TestServerSourceKeepsTheLastGoodSchedule(t *testing.T) {
 	}
 
 	srv.Close() // the server goes down; a restarted updater reads the saved copy
-	got = (&schedule.ServerSource{Fetch: c.Schedule, Group: "eu-prod", Path: saved}).Load(t.Context(), now)
+	got = (&schedule.ServerSource{Fetch: c.Schedule, Group: "eu-prod", Path: saved}).Load(t.Context(), now, true)
 	if got.State != schedule.Usable || got.Err == nil {
 		t.Fatalf("with the server down: %v (err %v), want the saved Usable copy and the fetch error", got, got.Err)
 	}
@@ -580,13 +587,13 @@ func TestServerSourceKeepsTheLastGoodSchedule(t *testing.T) {
 	}
 
 	// Later the saved window has ended: no window ahead, still with the error.
-	got = src.Load(t.Context(), now.Add(7*time.Hour))
+	got = src.Load(t.Context(), now.Add(7*time.Hour), true)
 	if got.State != schedule.NoWindowAhead {
 		t.Errorf("after the window: %v", got)
 	}
 
 	os.Remove(saved)
-	got = src.Load(t.Context(), now)
+	got = src.Load(t.Context(), now, true)
 	if got.State != schedule.Missing || got.Err == nil {
 		t.Errorf("server down and nothing saved: %v (err %v), want Missing with the fetch error", got, got.Err)
 	}
@@ -596,7 +603,7 @@ func TestServerSourceSavesAnEmptySchedule(t *testing.T) {
 	srv := serve(t, reply{body: `{"windows":[]}`})
 	c := newClient(t, srv.URL, Options{})
 	saved := filepath.Join(t.TempDir(), "schedule.json")
-	got := (&schedule.ServerSource{Fetch: c.Schedule, Group: "g", Path: saved}).Load(t.Context(), time.Now())
+	got := (&schedule.ServerSource{Fetch: c.Schedule, Group: "g", Path: saved}).Load(t.Context(), time.Now(), true)
 	if got.State != schedule.NoWindowAhead {
 		t.Fatalf("got %v", got)
 	}
