@@ -20,7 +20,6 @@ import (
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/rollout"
 	"upkeep.dev/upkeep/reconcile/server"
-	"upkeep.dev/upkeep/sources/versionclient"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -97,24 +96,7 @@ health:
   settle: 200ms
   interval: 40ms
 `, s.url, id, s.tokenFile, t.TempDir(), agentHealth(t, mem, ""))
-	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := versionclient.New(cfg.Server, versionclient.Options{AgentID: cfg.AgentID, Group: cfg.Group})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := report.NewClient(cfg.Server, report.ClientOptions{TokenFile: cfg.TokenFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := New(cfg, Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
-		Report: func(ctx context.Context, p *Pass) error { return rc.Send(ctx, Report(cfg, p, "devel")) },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, _ := newWiredUpdater(t, yaml, inst, true)
 	return u
 }
 

@@ -170,6 +170,15 @@ health:
   settle: 300ms
   interval: 50ms
 `, f.URL, tf, t.TempDir(), agentHealth(t, inst, bad))
+	u, cfg := newWiredUpdater(t, yaml, inst, false)
+	return &setup{fleet: f, inst: inst, u: u, cfg: cfg}
+}
+
+// newWiredUpdater is an updater of the config yaml with its real version
+// and report clients (leases from the report client; reports sent after
+// each pass when sendReports) and inst as its installer.
+func newWiredUpdater(t *testing.T, yaml string, inst installers.Installer, sendReports bool) (*Updater, *Config) {
+	t.Helper()
 	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +191,16 @@ health:
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := New(cfg, Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	parts := Parts{Server: vc, Installer: inst, Systemctl: okSystemctl, Leases: rc,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if sendReports {
+		parts.Report = func(ctx context.Context, p *Pass) error { return rc.Send(ctx, Report(cfg, p, "devel")) }
+	}
+	u, err := New(cfg, parts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &setup{fleet: f, inst: inst, u: u, cfg: cfg}
+	return u, cfg
 }
 
 // TestPassLeases runs whole passes against a real HTTP server that speaks
