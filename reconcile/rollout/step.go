@@ -379,6 +379,13 @@ func (c *count) success(q spec.Quantity) (int, bool) {
 	return need, c.healthy >= need && (c.live > 0 || c.total == 0)
 }
 
+// Failure says whether a counts as failing r's version, and why
+// ("rolledBack", "failed" or "unhealthy"): what the engine counts against
+// the failure threshold, for views that list the failed agents.
+func Failure(a fleet.AgentState, r fleet.Rollout) (why string, ok bool) {
+	return failure(&a, r.Version, r.HaltedAt)
+}
+
 // failure says an agent failed version: it rolled back or failed the
 // update, or runs it unhealthy. After a resume (since set), only a report
 // received after since counts, and only one saying the update just

@@ -46,8 +46,9 @@ const (
 	maxOperatorBody    = 4 << 10
 )
 
-// stageProgress is one stage of GET /v1/rollouts/<channel>.
-type stageProgress struct {
+// StageProgress is one stage of GET /v1/rollouts/<channel> (and of the
+// fleet page's rollout view, reconcile/webui).
+type StageProgress struct {
 	Index    int      `json:"index"`
 	Groups   []string `json:"groups"`
 	Implicit bool     `json:"implicit,omitempty"` // the groups in no stage, and agents without one
@@ -66,7 +67,7 @@ type stageProgress struct {
 // rolloutDetail is GET /v1/rollouts/<channel>'s body.
 type rolloutDetail struct {
 	fleet.Rollout
-	Stages      []stageProgress    `json:"stages"`
+	Stages      []StageProgress    `json:"stages"`
 	Transitions []fleet.Transition `json:"transitions"`
 }
 
@@ -137,7 +138,7 @@ func (h *handler) rolloutDetail(w http.ResponseWriter, r *http.Request, channel 
 	if !ok {
 		return notFound(w, fmt.Sprintf("channel %q has no rollout: the engine records one within a second of a served channel's first sight", channel))
 	}
-	d := rolloutDetail{Rollout: ro, Stages: []stageProgress{}}
+	d := rolloutDetail{Rollout: ro, Stages: []StageProgress{}}
 	if d.Transitions, err = rp.store.Transitions(ctx, channel, limit); err != nil {
 		return h.storeFailed(w, r, "reading the rollout's transitions", err)
 	}
@@ -156,12 +157,33 @@ func (h *handler) rolloutDetail(w http.ResponseWriter, r *http.Request, channel 
 }
 
 // progress counts each stage's agents against the rollout's version.
-func (h *handler) progress(r *http.Request, ro fleet.Rollout, stages []spec.ResolvedStage) ([]stageProgress, error) {
+func (h *handler) progress(r *http.Request, ro fleet.Rollout, stages []spec.ResolvedStage) ([]StageProgress, error) {
 	rp := h.reports
+	ctx, cancel := rp.ctx(r)
+	defer cancel()
+	agents, err := rp.store.AgentStates(ctx, ro.Channel, StageGroups(stages), rp.now())
+	if err != nil {
+		return nil, err
+	}
+	return Progress(ro, stages, agents), nil
+}
+
+// StageGroups are the groups of stages, the ones to pass to
+// fleet.Store.AgentStates with the rollout's channel for Progress.
+func StageGroups(stages []spec.ResolvedStage) []string {
 	var groups []string
-	out := make([]stageProgress, len(stages))
-	for i, st := range stages {
+	for _, st := range stages {
 		groups = append(groups, st.Groups...)
+	}
+	return groups
+}
+
+// Progress counts each stage's agents (fleet.Store.AgentStates of the
+// rollout's channel and StageGroups) against the rollout's version, as
+// GET /v1/rollouts/<channel> answers them.
+func Progress(ro fleet.Rollout, stages []spec.ResolvedStage, agents []fleet.AgentState) []StageProgress {
+	out := make([]StageProgress, len(stages))
+	for i, st := range stages {
 		status := "waiting"
 		switch {
 		case ro.State == fleet.StateDone || i < ro.Stage:
@@ -169,14 +191,8 @@ func (h *handler) progress(r *http.Request, ro fleet.Rollout, stages []spec.Reso
 		case i == ro.Stage:
 			status = "current"
 		}
-		out[i] = stageProgress{Index: i, Groups: append([]string{}, st.Groups...), Implicit: st.Implicit,
+		out[i] = StageProgress{Index: i, Groups: append([]string{}, st.Groups...), Implicit: st.Implicit,
 			Canaries: st.Canaries.String(), BakeTime: st.BakeTime.String(), Status: status}
-	}
-	ctx, cancel := rp.ctx(r)
-	defer cancel()
-	agents, err := rp.store.AgentStates(ctx, ro.Channel, groups, rp.now())
-	if err != nil {
-		return nil, err
 	}
 	for _, a := range agents {
 		i := spec.StageOf(stages, a.Group)
@@ -199,7 +215,7 @@ func (h *handler) progress(r *http.Request, ro fleet.Rollout, stages []spec.Reso
 			p.Failed++
 		}
 	}
-	return out, nil
+	return out
 }
 
 type operatorStep func(fleet.Rollout, string, string, time.Time) (fleet.Rollout, fleet.Transition, error)
