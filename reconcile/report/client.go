@@ -189,6 +189,11 @@ func (c *Client) Send(ctx context.Context, r Report) error {
 	return fmt.Errorf("POST %s: %s: %s%s", c.url, resp.Status, quoteMax(msg, 512), hint)
 }
 
+// ReadTokenFile reads a token file holding exactly one token, as every
+// client of the fleet routes does (updaters, `upkeep fleet`, `upkeep
+// rollout`, `upkeep diff --server`). Errors name the file, never its content.
+func ReadTokenFile(path string) (string, error) { return readToken(path) }
+
 // readToken reads a token file holding exactly one token. Errors name the
 // file, never its content.
 func readToken(path string) (string, error) {
