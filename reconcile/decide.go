@@ -44,6 +44,7 @@ const (
 	RuleUpToDate         = "UpToDate"
 	RuleSkipped          = "Skipped"
 	RuleControlPlane     = "ControlPlaneBounds"
+	RuleFirstInstall     = "FirstInstall"
 	RuleCritical         = "Critical"
 	RuleUnhealthy        = "Unhealthy"
 	RuleFrozen           = "Frozen"
@@ -142,6 +143,14 @@ const (
 	LeaseFailed
 )
 
+var leaseStateNames = [...]string{"NotAsked", "Granted", "Unsupported", "Refused", "Failed"}
+
+// String names the state, as logs and messages show it.
+func (s LeaseState) String() string { return enumName(leaseStateNames[:], int(s), "LeaseState") }
+
+// LogValue logs the name, not the number, in text and JSON logs alike.
+func (s LeaseState) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
 // Lease is the concurrency lease an updater asked for before updating.
 type Lease struct {
 	State   LeaseState
@@ -167,6 +176,14 @@ const (
 	CriticalYes
 )
 
+var criticalNames = [...]string{"Unknown", "No", "Yes"}
+
+// String names the flag: Unknown, No or Yes.
+func (c Critical) String() string { return enumName(criticalNames[:], int(c), "Critical") }
+
+// LogValue logs the name, not the number.
+func (c Critical) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // Health is the agent's health as the updater judges it.
 type Health int
 
@@ -176,6 +193,14 @@ const (
 	Unhealthy
 )
 
+var healthNames = [...]string{"Unknown", "Healthy", "Unhealthy"}
+
+// String names the health: Unknown, Healthy or Unhealthy.
+func (h Health) String() string { return enumName(healthNames[:], int(h), "Health") }
+
+// LogValue logs the name, not the number.
+func (h Health) LogValue() slog.Value { return slog.StringValue(h.String()) }
+
 // ScheduleState says whether the agent's saved maintenance schedule could be read.
 type ScheduleState int
 
@@ -184,6 +209,25 @@ const (
 	ScheduleUnreadable                      // saved but unreadable or malformed
 	ScheduleLoaded                          // read; Windows holds its intervals, maybe none
 )
+
+var scheduleStateNames = [...]string{"Missing", "Unreadable", "Loaded"}
+
+// String names the state: Missing, Unreadable or Loaded.
+func (s ScheduleState) String() string {
+	return enumName(scheduleStateNames[:], int(s), "ScheduleState")
+}
+
+// LogValue logs the name, not the number.
+func (s ScheduleState) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// enumName is names[i], or "Type(i)" for a value outside the enum, so a
+// bad value still reads as what it is.
+func enumName(names []string, i int, typ string) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("%s(%d)", typ, i)
+}
 
 // Schedule is the agent's maintenance schedule as its updater read it.
 type Schedule struct {
@@ -222,12 +266,16 @@ var _ Bounds = (*spec.ControlPlane)(nil)
 // DecisionInput is everything Decide looks at. Zero values of the optional
 // fields mean the documented defaults.
 type DecisionInput struct {
-	Now      time.Time
-	Current  string // installed version; "" when unknown (then any target needs an update)
-	Target   Target
-	Critical Critical
-	Health   Health
-	Schedule Schedule
+	Now     time.Time
+	Current string // installed version; "" when unknown (then any target needs an update)
+	// NotInstalled says the package is known not to be installed (the
+	// package manager said so, not a failed read): FirstInstall installs the
+	// target at once. Current is "" then.
+	NotInstalled bool
+	Target       Target
+	Critical     Critical
+	Health       Health
+	Schedule     Schedule
 	// UpdateDuration is how long an update needs inside a window; 0 means
 	// spec.DefaultUpdateDuration.
 	UpdateDuration time.Duration
@@ -282,6 +330,7 @@ var chain = [...]rule{
 	{RuleUpToDate, upToDate},
 	{RuleSkipped, skipped},
 	{RuleControlPlane, outsideBounds},
+	{RuleFirstInstall, firstInstall},
 	{RuleCritical, critical},
 	{RuleUnhealthy, unhealthy},
 	{RuleFrozen, frozen},
@@ -473,6 +522,19 @@ func outsideBounds(f *facts) (bool, Decision) {
 	}
 	return true, Decision{Action: ActionRefuse, Reason: reason,
 		Message: fmt.Sprintf("target %s is outside the control plane's bounds (%v); keeping %s", f.targetStr, err, f.currentText())}
+}
+
+// firstInstall installs a package that is not installed at all, at once:
+// windows and freezes protect a running agent from a restart, and nothing
+// runs yet (a new host waiting days for its first window would be an agent
+// missing from the fleet, not a safer one). It comes after the skip list and
+// the control-plane bounds, which still hold a first install back.
+func firstInstall(f *facts) (bool, Decision) {
+	if !f.in.NotInstalled {
+		return false, Decision{}
+	}
+	return true, Decision{Action: ActionUpdate, Reason: "NotInstalled",
+		Message: fmt.Sprintf("the agent is not installed; installing %s at once (a first install restarts nothing, so windows and freezes do not hold it back)", f.targetStr)}
 }
 
 // critical updates at once, unless a freeze forbids critical updates: then

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,53 @@ func TestDecide(t *testing.T) {
 				in.Target, in.Bounds, in.Schedule = Target{Version: "18.0.0"}, (*spec.ControlPlane)(nil), inside
 			},
 			action: ActionUpdate, rule: RuleInWindow, reason: "InsideWindow",
+		},
+		// FirstInstall
+		{
+			scenario: "a package that is not installed is installed at once, outside its window",
+			edit:     func(in *DecisionInput) { in.Current, in.NotInstalled, in.Health = "", true, Unhealthy },
+			action:   ActionUpdate, rule: RuleFirstInstall, reason: "NotInstalled",
+			message: "the agent is not installed; installing 17.1.1 at once",
+		},
+		{
+			scenario: "a first install is not held back by a freeze that forbids critical updates",
+			edit: func(in *DecisionInput) {
+				in.Current, in.NotInstalled, in.Critical, in.Freeze = "", true, CriticalYes, freezeStrict
+			},
+			action: ActionUpdate, rule: RuleFirstInstall, reason: "NotInstalled",
+		},
+		{
+			scenario: "a first install does not wait for unusable-schedule checks when the schedule is missing",
+			edit:     func(in *DecisionInput) { in.Current, in.NotInstalled, in.Schedule = "", true, Schedule{} },
+			action:   ActionUpdate, rule: RuleFirstInstall, reason: "NotInstalled",
+		},
+		{
+			scenario: "a first install of a target above the control plane is refused",
+			edit:     func(in *DecisionInput) { in.Current, in.NotInstalled, in.Target = "", true, Target{Version: "17.3.0"} },
+			action:   ActionRefuse, rule: RuleControlPlane, reason: "AboveControlPlane",
+		},
+		{
+			scenario: "a first install keeps away from a skipped version",
+			edit:     func(in *DecisionInput) { in.Current, in.NotInstalled, in.Skipped = "", true, []string{"17.1.1"} },
+			action:   ActionKeep, rule: RuleSkipped, reason: "TargetSkipped",
+		},
+		{
+			scenario: "a first install on a channel that offers no version installs nothing",
+			edit:     func(in *DecisionInput) { in.Current, in.NotInstalled, in.Target = "", true, Target{Version: "none"} },
+			action:   ActionNothing, rule: RuleUpToDate, reason: "NoVersionOffered",
+		},
+		{
+			scenario: "a held-back agent that is not installed installs the version it is answered",
+			edit: func(in *DecisionInput) {
+				in.Current, in.NotInstalled = "", true
+				in.Target.Held = &RolloutHold{Version: "17.2.0", State: "Canary", Reason: "NotCanary"}
+			},
+			action: ActionUpdate, rule: RuleFirstInstall, reason: "NotInstalled", message: "installing 17.1.1",
+		},
+		{
+			scenario: "an unknown current version (a failed read, not a missing package) is no first install",
+			edit:     func(in *DecisionInput) { in.Current = "" },
+			action:   ActionWait, rule: RuleWaitForWindow, reason: "OutsideWindow", recheck: h(12),
 		},
 		// Critical
 		{
@@ -516,10 +564,43 @@ func TestScheduleUnusable(t *testing.T) {
 }
 
 func TestRuleNamesAreInChainOrder(t *testing.T) {
-	want := []string{RuleTargetUnknown, RuleRolloutHeld, RuleUpToDate, RuleSkipped, RuleControlPlane, RuleCritical,
-		RuleUnhealthy, RuleFrozen, RuleScheduleUnusable, RuleInWindow, RuleWaitForWindow, RuleConcurrencyLimit}
+	want := []string{RuleTargetUnknown, RuleRolloutHeld, RuleUpToDate, RuleSkipped, RuleControlPlane, RuleFirstInstall,
+		RuleCritical, RuleUnhealthy, RuleFrozen, RuleScheduleUnusable, RuleInWindow, RuleWaitForWindow, RuleConcurrencyLimit}
 	if got := RuleNames(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestEnumNames: logs and messages show enum values by name, in text and
+// JSON logs alike; a value outside an enum still says what it is.
+func TestEnumNames(t *testing.T) {
+	tests := []struct {
+		scenario string
+		v        interface {
+			String() string
+			LogValue() slog.Value
+		}
+		want string
+	}{
+		{"a critical update is Yes", CriticalYes, "Yes"},
+		{"an unfetched critical flag is Unknown", CriticalUnknown, "Unknown"},
+		{"an unhealthy agent is Unhealthy", Unhealthy, "Unhealthy"},
+		{"a refused lease is Refused", LeaseRefused, "Refused"},
+		{"a lease not asked is NotAsked", LeaseNotAsked, "NotAsked"},
+		{"a loaded schedule is Loaded", ScheduleLoaded, "Loaded"},
+		{"a health value outside the enum names its type and number", Health(7), "Health(7)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			if got := tc.v.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+			var b strings.Builder
+			slog.New(slog.NewJSONHandler(&b, nil)).Info("m", "v", tc.v)
+			if want := fmt.Sprintf(`"v":%q`, tc.want); !strings.Contains(b.String(), want) {
+				t.Errorf("JSON log %s does not contain %s", b.String(), want)
+			}
+		})
 	}
 }
 

@@ -65,6 +65,9 @@ func (s Status) String() string {
 	return fmt.Sprintf("Status(%d)", int(s))
 }
 
+// LogValue logs the name, not the number, in JSON logs too.
+func (s Status) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
 // Reasons of a Result, one word each, for logs, metrics and status pages.
 const (
 	ReasonHealthy      = "Healthy"      // every check passed

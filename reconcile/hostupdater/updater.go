@@ -266,6 +266,7 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		p.Health = health.Result{Status: health.Unhealthy, Reason: "NotInstalled",
 			Message: fmt.Sprintf("package %s is not installed", u.cfg.Package)}
 		in.Health = reconcile.Unhealthy
+		in.NotInstalled = true // FirstInstall: installed at once, windows or not
 	}
 
 	state.Skipped, _ = apply.PruneSkipped(state.Skipped, p.Target)

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -66,6 +67,9 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
+
+// LogValue logs the name, not the number, in JSON logs too.
+func (s State) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Schedule is an agent's maintenance schedule with its verdict.
 type Schedule struct {
