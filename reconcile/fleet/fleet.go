@@ -42,6 +42,9 @@ const MaxPage = 10_000
 // Page selects a slice of the agents, in (group, agent id) order.
 type Page struct {
 	report.Filter
+	// Search, when set, selects the agents whose id contains it, ignoring
+	// ASCII case (ids are ASCII); the counts are over that selection too.
+	Search string
 	// After is the cursor: the last (group, agent id) of the previous page,
 	// as Fleet returned it in Next; zero for the first page.
 	After Cursor

@@ -219,6 +219,12 @@ func (s *Store) Fleet(ctx context.Context, p fleet.Page, now time.Time) (fleet.F
 		Counts: report.Counts{ByGroup: map[string]int{}, ByVersion: map[string]int{}, ByHealth: map[string]int{}, ByAction: map[string]int{}},
 	}}
 	cond, args := s.where(p.Filter, now)
+	if p.Search != "" {
+		// LOWER on both sides: SQLite's LIKE ignores ASCII case,
+		// PostgreSQL's does not. A backslash escapes LIKE's wildcards.
+		cond += ` AND LOWER(agent_id) LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(p.Search))+"%")
+	}
 
 	// The counts first: a page read after them can only hold agents that
 	// reported since, which a reader expects more than missing ones.
@@ -276,6 +282,10 @@ func (s *Store) Fleet(ctx context.Context, p fleet.Page, now time.Time) (fleet.F
 	}
 	return out, rows.Err()
 }
+
+// likeEscaper makes text match itself in a LIKE pattern whose escape
+// character is a backslash.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // Series counts agents by group, current version and effective health,
 // folded beyond max exactly as report.Store.Series does.

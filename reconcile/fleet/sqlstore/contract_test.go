@@ -296,6 +296,52 @@ func runContract(t *testing.T, newURL func(t *testing.T) string) {
 		}
 	})
 
+	t.Run("a search selects ids containing the text, ignoring case, wildcards literal, counts included", func(t *testing.T) {
+		s := fresh(t, fleet.Options{StaleAfter: 10 * time.Minute})
+		for _, id := range []string{"WEB-A1", "web-a2", "web_b1", "webxb1", "db-a1", "web-a3.eu"} {
+			group := "us"
+			if strings.HasSuffix(id, ".eu") || strings.HasPrefix(id, "db") {
+				group = "eu"
+			}
+			put(t, s, rep(id, group), t0)
+		}
+		for _, tc := range []struct {
+			scenario string
+			page     fleet.Page
+			want     []string
+		}{
+			{"a substring in any case matches both cases", fleet.Page{Search: "Web-A"}, []string{"web-a3.eu", "WEB-A1", "web-a2"}},
+			{"an underscore is itself, not any character", fleet.Page{Search: "web_"}, []string{"web_b1"}},
+			{"a percent sign is itself", fleet.Page{Search: "%"}, nil},
+			{"the search narrows a group", fleet.Page{Search: "a", Filter: report.Filter{Group: "eu"}}, []string{"db-a1", "web-a3.eu"}},
+			{"a page of one still counts the whole search", fleet.Page{Search: "b1", Limit: 1}, []string{"web_b1"}},
+		} {
+			t.Run(tc.scenario, func(t *testing.T) {
+				fp, err := s.Fleet(ctx, tc.page, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, a := range fp.Agents {
+					got = append(got, a.AgentID)
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("agents %q, want %q", got, tc.want)
+				}
+				wantCount := len(tc.want)
+				if tc.page.Limit == 1 {
+					wantCount = 2 // web_b1 and webxb1
+					if fp.Next == nil {
+						t.Error("no next cursor after a page of 1 of 2")
+					}
+				}
+				if fp.Counts.Agents != wantCount {
+					t.Errorf("counts.agents %d, want %d", fp.Counts.Agents, wantCount)
+				}
+			})
+		}
+	})
+
 	t.Run("series match report.Store's, folded beyond max", func(t *testing.T) {
 		s := fresh(t, fleet.Options{StaleAfter: 10 * time.Minute})
 		mem, now := seed(t, s)
