@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -72,7 +73,8 @@ type GroupView struct {
 	Order                   int
 	UpdateDuration          time.Duration
 	// Windows are the group's windows overlapping [Built, Built+ScheduleHorizon),
-	// freezes cut out, in UTC; nil when there are none.
+	// freezes cut out, in UTC, or the first one after a freeze that covers
+	// the horizon; nil when none opens (schedule.Publish).
 	Windows []calendar.Interval
 
 	// ScheduleJSON is Teleport's Kubernetes schedule document (Secret
@@ -133,19 +135,21 @@ func BuildSnapshot(st *spec.State, revision string, now time.Time) *Snapshot {
 
 	groups := groupList{Revision: revision, Built: now.UTC(), Groups: make([]groupDoc, 0, len(st.Groups))}
 	for _, g := range st.Groups {
+		pub := schedule.Publish(g, now, ScheduleHorizon)
 		v := &GroupView{
 			Name:           g.Name,
 			Channel:        g.Channel,
 			Timezone:       g.Timezone,
 			Order:          g.Order,
 			UpdateDuration: g.UpdateDuration,
-			Windows:        calendar.Windows(g, now, ScheduleHorizon),
+			Windows:        pub.Windows,
 		}
 		if v.UpdateDuration <= 0 {
 			v.UpdateDuration = spec.DefaultUpdateDuration
 		}
-		v.ScheduleJSON = ScheduleJSON(v.Windows)
-		v.ScheduleSystemd = ScheduleSystemd(v.Windows, systemdHeader(g.Name, revision))
+		// Never empty: Teleport's updaters read an empty schedule as "update now".
+		v.ScheduleJSON = ScheduleJSON(pub.Served)
+		v.ScheduleSystemd = ScheduleSystemd(pub.Served, systemdHeader(g.Name, revision))
 		s.groups = append(s.groups, v)
 		s.groupIndex[v.Name] = v
 		doc := v.doc(now)
