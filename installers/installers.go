@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"upkeep.dev/upkeep/installers/internal/run"
 )
 
 // Installer installs exact versions of one package manager's packages.
@@ -201,4 +203,18 @@ func VerifyInstalled(ctx context.Context, i Installer, pkg, want, op string) err
 	}
 	slog.Info("package installed", "installer", i.Name(), "package", pkg, "version", got)
 	return nil
+}
+
+// ErrLeftRunning is wrapped by an install's error when the package manager's
+// transaction was still running at its timeout or when upkeep was told to
+// abort: upkeep stopped waiting, and the transaction goes on by itself (it is
+// never killed mid-way). The next pass finds its lock held, or its work done.
+var ErrLeftRunning = run.ErrLeftRunning
+
+// WithAbort returns a context under which a running package manager
+// transaction is no longer waited for once abort closes (it is left running,
+// never killed). Cancelling ctx itself is "stop": no new command starts, and
+// a transaction already running is waited for until it ends or abort closes.
+func WithAbort(ctx context.Context, abort <-chan struct{}) context.Context {
+	return run.WithAbort(ctx, abort)
 }
