@@ -161,13 +161,18 @@ type Pass struct {
 	// said Update (LeaseNotAsked otherwise, and in a dry run).
 	Lease     reconcile.Lease
 	Recovered *apply.Result // an unfinished update finished before this pass
+	// Unfinished is the journal of an update a crash cut short, which a
+	// real pass finishes first; set by a dry run only, which leaves it.
+	Unfinished *apply.Journal
 	Result    *apply.Result // the update this pass made, if any
 	Commands  [][]string    // what an update runs (dry run: would run)
 	Err       error         // what stopped the pass early, if anything
 }
 
 // Once runs one pass. With dryRun it decides and lists the commands an update
-// would run, but changes nothing (no lock, no state written).
+// would run, but changes nothing: no lock, no recovery (an unfinished update
+// is only named in Pass.Unfinished), no metadata refresh, no state, journal
+// or schedule written, no lease asked, no report sent.
 func (u *Updater) Once(ctx context.Context, dryRun bool) *Pass {
 	p := &Pass{At: u.now()}
 	p.Err = u.pass(ctx, p, dryRun)
@@ -185,7 +190,17 @@ func (u *Updater) Once(ctx context.Context, dryRun bool) *Pass {
 func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 	dir := u.cfg.StateDir
 	applier := &apply.Applier{Dir: dir, Target: u.target(), Now: u.now, Logger: u.log}
-	if !dryRun {
+	if dryRun {
+		// Read, never recovered: recovery installs, restarts and writes the
+		// journal. The decision below is the one a real pass takes after it.
+		j, err := apply.ReadJournal(dir)
+		if err != nil {
+			return err
+		}
+		if j.Unfinished() {
+			p.Unfinished = j
+		}
+	} else {
 		unlock, err := apply.Lock(dir)
 		if err != nil {
 			return err
