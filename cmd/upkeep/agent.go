@@ -114,7 +114,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return nil
 	}
 	p := u.Once(ctx, f.dryRun)
-	printPass(cmd.OutOrStdout(), p, f.dryRun)
+	printPass(cmd.OutOrStdout(), p, f.dryRun, cfg.StateDir)
 	if p.Err != nil {
 		return &exitCodeError{Code: 1}
 	}
@@ -146,10 +146,16 @@ func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
 }
 
 // printPass shows one pass for a person: the decision and its reason first.
-func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
+func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, stateDir string) {
 	d := p.Decision
-	fmt.Fprintf(w, "decision: %s (%s/%s)\n", d.Action, d.Rule, d.Reason)
-	fmt.Fprintf(w, "reason:   %s\n", d.Message)
+	if d.Action == "" {
+		// The pass stopped before the chain ran (recovery or the state
+		// file failed): say so rather than print empty fields.
+		fmt.Fprintf(w, "decision: none: the pass stopped before deciding (see error below)\n")
+	} else {
+		fmt.Fprintf(w, "decision: %s (%s/%s)\n", d.Action, d.Rule, d.Reason)
+		fmt.Fprintf(w, "reason:   %s\n", d.Message)
+	}
 	fmt.Fprintf(w, "current:  %s\n", orDash(p.Current))
 	target := orDash(p.Target)
 	if p.TargetErr != nil {
@@ -176,8 +182,12 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool) {
 			fmt.Fprintf(w, "  %s\n", strings.Join(argv, " "))
 		}
 	}
-	if p.Recovered != nil {
-		fmt.Fprintf(w, "recovered: %s %s → %s: %s\n", p.Recovered.Outcome, orDash(p.Recovered.From), p.Recovered.To, p.Recovered.Message)
+	if j := p.Unfinished; j != nil {
+		fmt.Fprintf(w, "unfinished: the update %s → %s stopped while %s; a real pass finishes it first (journal %s), then decides\n",
+			orDash(j.From), j.To, j.Step, apply.JournalPath(stateDir))
+	}
+	if r := p.Recovered; r != nil {
+		fmt.Fprintf(w, "recovered: %s %s → %s (%s): %s\n", r.Outcome, orDash(r.From), r.To, r.Reason, r.Message)
 	}
 	if r := p.Result; r != nil {
 		fmt.Fprintf(w, "update:   %s %s → %s (%s): %s\n", r.Outcome, orDash(r.From), r.To, r.Reason, r.Message)
@@ -249,9 +259,18 @@ func agentSchedule(cfg *hostupdater.Config, now time.Time) schedule.Schedule {
 }
 
 func printAgentStatus(w io.Writer, output string, cfg *hostupdater.Config, st apply.State, j *apply.Journal, sched schedule.Schedule, now time.Time) error {
-	var next *time.Time
-	if win, ok := calendar.Upcoming(sched.Windows, now); ok {
-		next = &win.Start
+	// The window open now is shown by its end, the next by its start: a
+	// start in the past answers neither "may it update now?" nor "when next?".
+	var openUntil, next *time.Time
+	var nextEnd time.Time
+	if win, ok := calendar.Open(sched.Windows, now); ok {
+		openUntil = &win.End
+	}
+	if win, ok := calendar.Next(sched.Windows, now); ok {
+		next, nextEnd = &win.Start, win.End
+	}
+	if !j.Unfinished() {
+		j = nil // a finished journal is the last update, shown from the state file
 	}
 	if output == "json" {
 		enc := json.NewEncoder(w)
@@ -263,9 +282,10 @@ func printAgentStatus(w io.Writer, output string, cfg *hostupdater.Config, st ap
 			LastResult   *apply.Result         `json:"lastResult,omitempty"`
 			Skipped      []apply.Skip          `json:"skipped"`
 			Journal      *apply.Journal        `json:"unfinishedUpdate,omitempty"`
+			OpenUntil    *time.Time            `json:"windowOpenUntil,omitempty"`
 			NextWindow   *time.Time            `json:"nextWindow,omitempty"`
 			Schedule     string                `json:"schedule"`
-		}{cfg.Channel, cfg.Package, st.LastDecision, st.LastResult, st.Skipped, j, next, sched.String()})
+		}{cfg.Channel, cfg.Package, st.LastDecision, st.LastResult, st.Skipped, j, openUntil, next, sched.String()})
 	}
 	if output != "text" {
 		return usageError{fmt.Errorf("--output %q: use text or json", output)}
@@ -285,8 +305,11 @@ func printAgentStatus(w io.Writer, output string, cfg *hostupdater.Config, st ap
 	if j != nil {
 		fmt.Fprintf(w, "unfinished update: %s → %s at step %s (finished at the next pass)\n", orDash(j.From), j.To, j.Step)
 	}
+	if openUntil != nil {
+		fmt.Fprintf(w, "window:   open now, until %s (%s left)\n", openUntil.UTC().Format(time.RFC3339), openUntil.Sub(now).Round(time.Minute))
+	}
 	if next != nil {
-		fmt.Fprintf(w, "next window: %s\n", next.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "next window: %s to %s\n", next.UTC().Format(time.RFC3339), nextEnd.UTC().Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(w, "next window: none (%s)\n", sched.String())
 	}

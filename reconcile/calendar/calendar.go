@@ -124,17 +124,9 @@ func Open(ws []Interval, t time.Time) (Interval, bool) {
 	return Interval{}, false
 }
 
-// Upcoming returns the interval of ws open at t or, if none is, the next one:
-// "the next window" as operators read it.
-func Upcoming(ws []Interval, t time.Time) (Interval, bool) {
-	if i := firstEndingAfter(ws, t); i < len(ws) {
-		return ws[i], true
-	}
-	return Interval{}, false
-}
-
 // Next returns the first interval of ws that starts after t (an interval
-// open at t is not "next").
+// open at t is not "next": status pages show that one with Open, by its
+// end, and this one as the next window).
 func Next(ws []Interval, t time.Time) (Interval, bool) {
 	for _, iv := range ws[firstEndingAfter(ws, t):] {
 		if iv.Start.After(t) {

@@ -499,26 +499,3 @@ func BenchmarkWindows(b *testing.B) {
 	}
 }
 
-func TestUpcoming(t *testing.T) {
-	at := func(h int) time.Time { return time.Date(2026, 3, 2, h, 0, 0, 0, time.UTC) }
-	ws := []Interval{{at(2), at(4)}, {at(10), at(12)}}
-	tests := []struct {
-		scenario string
-		t        time.Time
-		want     Interval
-		ok       bool
-	}{
-		{"before every window the first is upcoming", at(0), ws[0], true},
-		{"a window open now is the upcoming one", at(3), ws[0], true},
-		{"at a window's end the next one is upcoming", at(4), ws[1], true},
-		{"after the last window nothing is upcoming", at(12), Interval{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.scenario, func(t *testing.T) {
-			got, ok := Upcoming(ws, tt.t)
-			if ok != tt.ok || got != tt.want {
-				t.Fatalf("Upcoming = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}

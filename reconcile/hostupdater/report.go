@@ -39,7 +39,8 @@ func Report(cfg *Config, p *Pass, updaterVersion string) report.Report {
 	} else if p.TargetErr != nil {
 		r.LastError = p.TargetErr.Error()
 	}
-	if w, ok := calendar.Upcoming(p.Schedule.Windows, p.At); ok {
+	// The next window to open, never the one open now (whose start is past).
+	if w, ok := calendar.Next(p.Schedule.Windows, p.At); ok {
 		r.NextWindow = &w.Start
 	}
 	return r
