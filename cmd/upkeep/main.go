@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -15,9 +16,15 @@ func main() {
 
 // run executes the command line and returns the process exit code:
 // 0 success, 1 a failed check or operation, 2 a usage error.
-func run(args []string) int {
+func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
+
+// runWith is run with the command's output and errors sent to stdout and
+// stderr (tests read them).
+func runWith(args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCmd()
 	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
 	err := cmd.Execute()
 	if err == nil {
 		return 0
@@ -25,11 +32,11 @@ func run(args []string) int {
 	var coded *exitCodeError
 	if errors.As(err, &coded) {
 		if coded.Err != nil {
-			fmt.Fprintln(os.Stderr, "upkeep:", coded.Err)
+			fmt.Fprintln(stderr, "upkeep:", coded.Err)
 		}
 		return coded.Code
 	}
-	fmt.Fprintln(os.Stderr, "upkeep:", err)
+	fmt.Fprintln(stderr, "upkeep:", err)
 	if isUsageError(err) {
 		return 2
 	}
