@@ -37,7 +37,14 @@ func LoadDir(dir string) (*State, Errors) {
 	} else if !fi.IsDir() {
 		return &State{}, Errors{{Pos: Position{File: dir}, Msg: "not a directory; give the root folder of the fleet repository"}}
 	}
-	return Load(os.DirFS(dir))
+	// Through an os.Root, a symbolic link is followed only while it stays
+	// inside dir: nothing outside the repository is read, as with sources.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return &State{}, Errors{{Pos: Position{File: dir}, Msg: fmt.Sprintf("cannot read the fleet repository: %v", err)}}
+	}
+	defer root.Close()
+	return Load(root.FS())
 }
 
 // Load reads every YAML document of the fleet repository fsys, checks each
@@ -93,13 +100,21 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			// A link may point outside the repository, and error messages
-			// quote what they read: links are refused, not followed.
-			l.errs = append(l.errs, Error{Pos: Position{File: p},
-				Msg: "is a symbolic link, which upkeep does not follow; copy the file instead, or list it in " + IgnoreFile})
-			return nil
-		}
-		if !d.Type().IsRegular() {
+			// A link is read as the file it names only inside the
+			// repository: LoadDir reads through an os.Root and a Git tree
+			// resolves links within itself, so a link that leaves the
+			// repository (or is absolute, dangles or loops) fails to Stat,
+			// and nothing outside is ever read or quoted.
+			fi, err := fs.Stat(fsys, p)
+			if err != nil {
+				l.errs = append(l.errs, Error{Pos: Position{File: p},
+					Msg: "is a symbolic link that leaves the repository, is absolute, dangles or loops; nothing outside the repository root is read: copy the file in, link to a file inside with a relative link, or list it in " + IgnoreFile})
+				return nil
+			}
+			if !fi.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
 			return nil
 		}
 		data, err := readFile(fsys, p)

@@ -251,7 +251,7 @@ func TestLoadDirRefusesSymlinks(t *testing.T) {
 		t.Skipf("symlinks: %v", err)
 	}
 	st, errs := LoadDir(dir)
-	if got := errorLines(errs); len(got) != 1 || got[0] != "link.yaml: is a symbolic link, which upkeep does not follow; copy the file instead, or list it in .upkeepignore" {
+	if got := errorLines(errs); len(got) != 1 || !strings.HasPrefix(got[0], "link.yaml: is a symbolic link that leaves the repository") {
 		t.Errorf("errors = %v", got)
 	}
 	if st.Channel("stable/cloud") == nil {
