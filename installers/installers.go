@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"upkeep.dev/upkeep/installers/internal/run"
 )
@@ -41,9 +42,10 @@ type Installer interface {
 	// upgrading or downgrading, then reads the installed version back: it
 	// returns nil only when the read-back version is the resolved one.
 	Install(ctx context.Context, pkg, version string) error
-	// Commands returns the command lines Install runs for an exact package
-	// version, in order, without running them (for --dry-run). Environment
-	// (APT_CONFIG, HOME) is not shown.
+	// Commands returns the command lines an update runs for an exact package
+	// version, in order, without running them (for --dry-run and the pass's
+	// record): the metadata refresh (Refresh) first, then what Install runs.
+	// Environment (APT_CONFIG, HOME) is not shown.
 	Commands(pkg, pkgVersion string) [][]string
 }
 
@@ -188,7 +190,12 @@ func CommandError(op string, argv []string, exitCode int, output string, runErr 
 
 // VerifyInstalled reads the installed version of pkg back and returns an
 // error wrapping ErrReadBack unless it is want: exit codes lie.
+//
+// It runs even when ctx is done (a stop arrived during the transaction),
+// bounded by DetachedTimeout: what the transaction left must be known.
 func VerifyInstalled(ctx context.Context, i Installer, pkg, want, op string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DetachedTimeout)
+	defer cancel()
 	got, ok, err := i.Installed(ctx, pkg)
 	if err != nil {
 		return fmt.Errorf("%s: reading back the installed version of %s: %w", i.Name(), pkg, err)
@@ -218,3 +225,37 @@ var ErrLeftRunning = run.ErrLeftRunning
 func WithAbort(ctx context.Context, abort <-chan struct{}) context.Context {
 	return run.WithAbort(ctx, abort)
 }
+
+// Repairer is an Installer that can find a transaction an earlier run left
+// unfinished (the updater or the package manager killed mid-way, a power
+// loss) and finish it.
+type Repairer interface {
+	// Repair checks the package manager's database and, when a transaction
+	// was interrupted and no other package manager is running, finishes it:
+	// apt runs `dpkg --configure -a`; the rpm installers erase the duplicate
+	// of pkg an interrupted upgrade left beside keep (the release version
+	// the interrupted transaction was installing; "" when not known). While
+	// another package manager holds its lock, the error wraps ErrLocked and
+	// names it, and nothing runs. Nothing interrupted: Rule RepairNothing.
+	Repair(ctx context.Context, pkg, keep string) (Repair, error)
+}
+
+// Names of Repair rules.
+const (
+	RepairNothing         = "NothingInterrupted"    // the database shows no unfinished transaction
+	RepairDpkgInterrupted = "DpkgInterrupted"       // dpkg left packages half-installed or half-configured
+	RepairRPMDuplicates   = "RPMDuplicates"         // an interrupted rpm upgrade left two versions installed
+	RepairBusy            = "PackageManagerRunning" // another package manager holds its lock: wait
+)
+
+// Repair is what Repair found and did.
+type Repair struct {
+	Rule     string     // one of the Repair* names
+	Message  string     // what was found and done, in a sentence
+	Commands [][]string // what ran, in order
+}
+
+// DetachedTimeout bounds a read-back that runs after a transaction even
+// though the caller was told to stop: the answer says what the transaction
+// did, and the journal needs it.
+const DetachedTimeout = time.Minute

@@ -5,6 +5,7 @@ package apt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -28,6 +29,9 @@ type Config struct {
 	// LockTimeout is how long apt-get install waits for another dpkg user
 	// (unattended-upgrades) to finish; 0 means 2 minutes.
 	LockTimeout time.Duration
+	// Package, when set, is the agent's package: a failed refresh then says
+	// whether the broken source is the one that serves it.
+	Package string
 }
 
 // Installer is the apt Installer.
@@ -101,9 +105,10 @@ func QueryArgs(cfg Config, pkg string) []string {
 	return append(argv, "-W", "-f=${db:Status-Status} ${Version}\\n", pkg)
 }
 
-// Commands returns what Install runs for an exact version.
+// Commands returns what an update runs for an exact version: the refresh,
+// then what Install runs.
 func (i *Installer) Commands(pkg, debVersion string) [][]string {
-	return [][]string{MadisonArgs(i.cfg, pkg), InstallArgs(i.cfg, pkg, debVersion), QueryArgs(i.cfg, pkg)}
+	return [][]string{UpdateArgs(i.cfg), MadisonArgs(i.cfg, pkg), InstallArgs(i.cfg, pkg, debVersion), QueryArgs(i.cfg, pkg)}
 }
 
 // ParseMadison returns the versions in `apt-cache madison` output from
@@ -131,8 +136,40 @@ func ParseQuery(out string) (version string, installed bool, err error) {
 	case "not-installed", "config-files", "":
 		return "", false, nil
 	default:
-		return version, false, fmt.Errorf("dpkg reports the package %s at version %s: a previous install did not finish; run `dpkg --configure -a` (or reinstall the package)", status, version)
+		return version, false, &InterruptedError{Status: status, Version: version}
 	}
+}
+
+// InterruptedError is a package dpkg reports in a transient state
+// (half-configured, unpacked, half-installed, triggers-pending): an install
+// is running now, or was interrupted. Next says which, and what to do.
+type InterruptedError struct {
+	Status, Version string
+	Next            string
+}
+
+func (e *InterruptedError) Error() string {
+	msg := fmt.Sprintf("dpkg reports the package %s at version %s: an install has not finished", e.Status, e.Version)
+	if e.Next != "" {
+		msg += "; " + e.Next
+	}
+	return msg
+}
+
+// interruptedNext fills in what to do about an InterruptedError, which
+// depends on whether a package manager is at work now: `dpkg --configure -a`
+// is never advised while another dpkg runs.
+func (i *Installer) interruptedNext(err error) error {
+	var ie *InterruptedError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	if h, busy := i.busy(); busy {
+		ie.Next = fmt.Sprintf("another package manager (%s) is running and may be this install: wait for it to finish; upkeep's next pass checks again", h)
+	} else {
+		ie.Next = "no package manager is running, so it was interrupted: upkeep's next pass finishes it with `dpkg --configure -a` (or run that yourself)"
+	}
+	return ie
 }
 
 // Rules classify apt's output, most specific first.
@@ -160,18 +197,20 @@ var Rules = []installers.Rule{
 	{Name: "removal", Reason: installers.ErrConflict,
 		Match: []string{"Packages need to be removed but remove is disabled"},
 		Next:  "installing this version would remove other packages; upkeep never does that: resolve the conflict by hand"},
+	// apt says this only once it holds dpkg's lock, so no dpkg is running.
 	{Name: "dpkg-interrupted", Match: []string{"dpkg was interrupted"},
-		Next: "run `dpkg --configure -a` to finish the interrupted install, then retry"},
+		Next: "an earlier install was interrupted: upkeep's next pass finishes it (`dpkg --configure -a`) when no other package manager runs"},
 	{Name: "network", Reason: installers.ErrRepository,
 		Match: []string{"Failed to fetch", "Could not connect", "Connection refused", "Temporary failure resolving", "Could not resolve", "Some index files failed to download", "404  Not Found", "Connection timed out"},
 		Next:  "the repository could not be reached or read: check the source's URI and the network/proxy"},
 }
 
-func (i *Installer) exec(ctx context.Context, op string, argv []string) (run.Result, error) {
+// exec runs argv; a transaction (one that changes packages) is never killed.
+func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err
 	}
-	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: Env(i.cfg), Timeout: i.cfg.Timeout})
+	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: Env(i.cfg), Timeout: i.cfg.Timeout, Transaction: transaction})
 	if err != nil {
 		return res, installers.CommandError(op, argv, res.ExitCode, res.Output, err, Rules)
 	}
@@ -181,9 +220,9 @@ func (i *Installer) exec(ctx context.Context, op string, argv []string) (run.Res
 // Refresh runs apt-get update and fails when any repository does not verify.
 func (i *Installer) Refresh(ctx context.Context) error {
 	argv := UpdateArgs(i.cfg)
-	res, err := i.exec(ctx, "apt-get update", argv)
+	res, err := i.exec(ctx, "apt-get update", argv, false)
 	if err != nil {
-		return err
+		return i.explainSources(ctx, err, res.Output)
 	}
 	// Belt and braces: a warning about signatures is an error even if apt exited 0.
 	if r, line := installers.Classify(Rules, res.Output); r.Reason != nil && r.Reason != installers.ErrNotAvailable {
@@ -194,7 +233,7 @@ func (i *Installer) Refresh(ctx context.Context) error {
 
 // Available lists offered versions of pkg, newest first.
 func (i *Installer) Available(ctx context.Context, pkg string) ([]string, error) {
-	res, err := i.exec(ctx, "apt-cache madison", MadisonArgs(i.cfg, pkg))
+	res, err := i.exec(ctx, "apt-cache madison", MadisonArgs(i.cfg, pkg), false)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +265,7 @@ func (i *Installer) Installed(ctx context.Context, pkg string) (string, bool, er
 	}
 	v, ok, err := ParseQuery(res.Output)
 	if err != nil {
-		return "", false, fmt.Errorf("apt: package %s: %w", pkg, err)
+		return "", false, fmt.Errorf("apt: package %s: %w", pkg, i.interruptedNext(err))
 	}
 	return v, ok, nil
 }
@@ -240,7 +279,7 @@ func (i *Installer) Install(ctx context.Context, pkg, version string) error {
 	before, _, _ := i.Installed(ctx, pkg)
 	slog.Info("installing package", "installer", "apt", "package", pkg, "version", want, "installed", before)
 	argv := InstallArgs(i.cfg, pkg, want)
-	if _, err := i.exec(ctx, "apt-get install "+pkg+"="+want, argv); err != nil {
+	if _, err := i.exec(ctx, "apt-get install "+pkg+"="+want, argv, true); err != nil {
 		return err
 	}
 	return installers.VerifyInstalled(ctx, i, pkg, want, "apt-get install")

@@ -89,7 +89,7 @@ func TestParseQuery(t *testing.T) {
 		{"an installed package reports its version", "installed 1.2.3-1\n", "1.2.3-1", true, ""},
 		{"a removed package with config files is not installed", "config-files 1.2.3\n", "", false, ""},
 		{"a package never installed is not installed", "not-installed \n", "", false, ""},
-		{"a half-installed package is an error saying how to repair", "half-configured 1.2.3\n", "1.2.3", false, "dpkg --configure -a"},
+		{"a half-configured package is an error saying an install has not finished (Installed adds what to do, which depends on the lock)", "half-configured 1.2.3\n", "1.2.3", false, "half-configured at version 1.2.3: an install has not finished"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {

@@ -250,11 +250,12 @@ func LoadConfig(cfg Config) (repofile.Config, error) {
 	return rc, nil
 }
 
-func (i *Installer) exec(ctx context.Context, op string, argv []string) (run.Result, error) {
+// exec runs argv; a transaction (one that changes packages) is never killed.
+func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err
 	}
-	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: rpmdb.Env(i.cfg.Root), Timeout: i.cfg.Timeout})
+	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: rpmdb.Env(i.cfg.Root), Timeout: i.cfg.Timeout, Transaction: transaction})
 	i.stopKeyringAgents()
 	if err != nil {
 		return res, installers.CommandError(op, argv, res.ExitCode, res.Output, err, Rules)
@@ -280,7 +281,7 @@ func (i *Installer) Refresh(ctx context.Context) error {
 		return err
 	}
 	for _, argv := range RefreshArgs(i.cfg) {
-		if _, err := i.exec(ctx, i.Name()+" makecache", argv); err != nil {
+		if _, err := i.exec(ctx, i.Name()+" makecache", argv, false); err != nil {
 			return err
 		}
 	}
@@ -293,7 +294,7 @@ func (i *Installer) Available(ctx context.Context, pkg string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	res, err := i.exec(ctx, i.Name()+" list", ListArgs(i.cfg, rc.IDs(), pkg))
+	res, err := i.exec(ctx, i.Name()+" list", ListArgs(i.cfg, rc.IDs(), pkg), false)
 	if err != nil {
 		var e *installers.Error
 		if errors.As(err, &e) && errors.Is(e.Reason, installers.ErrNotAvailable) {
@@ -322,12 +323,35 @@ func (i *Installer) Installed(ctx context.Context, pkg string) (string, bool, er
 	return rpmdb.Installed(ctx, i.cfg.Root, pkg, i.cfg.Timeout)
 }
 
-// Commands returns what Install runs for an exact version, assuming an
-// upgrade and the repositories currently configured.
+// Commands returns what an update runs for an exact version, assuming an
+// upgrade and the repositories currently configured: the refresh, then
+// what Install runs.
 func (i *Installer) Commands(pkg, rpmVersion string) [][]string {
 	rc, _ := LoadConfig(i.cfg)
 	ids := rc.IDs()
-	return [][]string{ListArgs(i.cfg, ids, pkg), InstallArgs(i.cfg, ids, pkg, rpmVersion, false), rpmdb.QueryArgs(i.cfg.Root, pkg)}
+	cmds := RefreshArgs(i.cfg)
+	return append(cmds, ListArgs(i.cfg, ids, pkg), InstallArgs(i.cfg, ids, pkg, rpmVersion, false), rpmdb.QueryArgs(i.cfg.Root, pkg))
+}
+
+var _ installers.Repairer = (*Installer)(nil)
+
+// PIDFile is dnf's rpm database lock: the pid of the dnf that is changing
+// packages (dnf's persistdir, /var/lib/dnf, inside the install root).
+func (c Config) PIDFile() string {
+	root := c.Root
+	if root == "" {
+		root = "/"
+	}
+	if c.binary() == "yum" {
+		return filepath.Join(root, "var", "run", "yum.pid")
+	}
+	return filepath.Join(root, "var", "lib", "dnf", "rpmdb_lock.pid")
+}
+
+// Repair finishes an interrupted transaction on pkg (see rpmdb.Repair), and
+// never while dnf, yum or rpm holds its lock.
+func (i *Installer) Repair(ctx context.Context, pkg, keep string) (installers.Repair, error) {
+	return rpmdb.Repair(ctx, i.Name(), i.cfg.Root, pkg, keep, i.cfg.Timeout, i.cfg.PIDFile())
 }
 
 // Install installs pkg at version and verifies the installed version.
@@ -346,7 +370,7 @@ func (i *Installer) Install(ctx context.Context, pkg, version string) error {
 	}
 	downgrade := installed && vercmp.RPM(want, before) < 0
 	slog.Info("installing package", "installer", i.Name(), "package", pkg, "version", want, "installed", before, "downgrade", downgrade)
-	if _, err := i.exec(ctx, i.Name()+" install "+pkg+"-"+want, InstallArgs(i.cfg, rc.IDs(), pkg, want, downgrade)); err != nil {
+	if _, err := i.exec(ctx, i.Name()+" install "+pkg+"-"+want, InstallArgs(i.cfg, rc.IDs(), pkg, want, downgrade), true); err != nil {
 		return err
 	}
 	return installers.VerifyInstalled(ctx, i, pkg, want, i.Name()+" install")

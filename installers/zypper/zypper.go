@@ -170,11 +170,12 @@ func LoadConfig(cfg Config) (repofile.Config, error) {
 	return rc, nil
 }
 
-func (i *Installer) exec(ctx context.Context, op string, argv []string) (run.Result, error) {
+// exec runs argv; a transaction (one that changes packages) is never killed.
+func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err
 	}
-	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: rpmdb.Env(i.cfg.Root), Timeout: i.cfg.Timeout})
+	res, err := run.Run(ctx, run.Cmd{Argv: argv, Env: rpmdb.Env(i.cfg.Root), Timeout: i.cfg.Timeout, Transaction: transaction})
 	if err != nil {
 		e := installers.CommandError(op, argv, res.ExitCode, res.Output, err, Rules)
 		if r, ok := exitReasons[res.ExitCode]; ok && e.Reason == nil {
@@ -193,7 +194,7 @@ func (i *Installer) Refresh(ctx context.Context) error {
 	if _, err := LoadConfig(i.cfg); err != nil {
 		return err
 	}
-	_, err := i.exec(ctx, "zypper refresh", RefreshArgs(i.cfg))
+	_, err := i.exec(ctx, "zypper refresh", RefreshArgs(i.cfg), false)
 	return err
 }
 
@@ -202,7 +203,7 @@ func (i *Installer) Available(ctx context.Context, pkg string) ([]string, error)
 	if _, err := LoadConfig(i.cfg); err != nil {
 		return nil, err
 	}
-	res, err := i.exec(ctx, "zypper search", SearchArgs(i.cfg, pkg))
+	res, err := i.exec(ctx, "zypper search", SearchArgs(i.cfg, pkg), false)
 	if err != nil {
 		if res.ExitCode == 104 { // no match
 			return nil, nil
@@ -230,9 +231,36 @@ func (i *Installer) Installed(ctx context.Context, pkg string) (string, bool, er
 	return rpmdb.Installed(ctx, i.cfg.Root, pkg, i.cfg.Timeout)
 }
 
-// Commands returns what Install runs for an exact edition.
+// Commands returns what an update runs for an exact edition: the refresh,
+// then what Install runs.
 func (i *Installer) Commands(pkg, edition string) [][]string {
-	return [][]string{SearchArgs(i.cfg, pkg), InstallArgs(i.cfg, pkg, edition), rpmdb.QueryArgs(i.cfg.Root, pkg)}
+	return [][]string{RefreshArgs(i.cfg), SearchArgs(i.cfg, pkg), InstallArgs(i.cfg, pkg, edition), rpmdb.QueryArgs(i.cfg.Root, pkg)}
+}
+
+var _ installers.Repairer = (*Installer)(nil)
+
+// PIDFiles are zypper's lock (libzypp's zypp.pid: the pid of the zypper,
+// YaST or PackageKit changing packages). libzypp keeps it under
+// $ZYPP_LOCKFILE_ROOT, "/" by default, even with --root; an install root's
+// own is checked too.
+func PIDFiles(root string) []string {
+	lockRoot := os.Getenv("ZYPP_LOCKFILE_ROOT")
+	if lockRoot == "" {
+		lockRoot = "/"
+	}
+	files := []string{filepath.Join(lockRoot, "run", "zypp.pid")}
+	if root != "" {
+		files = append(files, filepath.Join(root, "run", "zypp.pid"))
+	}
+	return files
+}
+
+// Repair finishes an interrupted transaction on pkg (see rpmdb.Repair), and
+// never while zypper or rpm holds its lock. zypper has no command that
+// erases a duplicate (`zypper verify` only checks dependencies), so it is
+// erased with rpm as the transaction would have.
+func (i *Installer) Repair(ctx context.Context, pkg, keep string) (installers.Repair, error) {
+	return rpmdb.Repair(ctx, "zypper", i.cfg.Root, pkg, keep, i.cfg.Timeout, PIDFiles(i.cfg.Root)...)
 }
 
 // Install installs pkg at version and verifies the installed version.
@@ -243,7 +271,7 @@ func (i *Installer) Install(ctx context.Context, pkg, version string) error {
 	}
 	before, _, _ := i.Installed(ctx, pkg)
 	slog.Info("installing package", "installer", "zypper", "package", pkg, "version", want, "installed", before)
-	if _, err := i.exec(ctx, "zypper install "+pkg+"="+want, InstallArgs(i.cfg, pkg, want)); err != nil {
+	if _, err := i.exec(ctx, "zypper install "+pkg+"="+want, InstallArgs(i.cfg, pkg, want), true); err != nil {
 		return err
 	}
 	return installers.VerifyInstalled(ctx, i, pkg, want, "zypper install")

@@ -85,7 +85,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.scenario, func(t *testing.T) {
 			script := filepath.Join(dir, "z.sh")
 			os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \""+strings.ReplaceAll(tt.out, "'", "'\\''")+"\"\nexit "+strconv.Itoa(tt.exit)+"\n"), 0o755)
-			_, err := New(Config{}).exec(t.Context(), "zypper x", []string{"sh", script})
+			_, err := New(Config{}).exec(t.Context(), "zypper x", []string{"sh", script}, false)
 			var e *installers.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("err = %v, want *installers.Error", err)
