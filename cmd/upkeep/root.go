@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(),
 		newDiffCmd(),
 		newAgentCmd(),
+		newFleetCmd(), newRolloutCmd(),
 	)
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd())
