@@ -285,11 +285,19 @@ func utc(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
+// shortRev is a revision's first 12 digits, after its "sha256:" (a
+// folder's content hash) if any.
 func shortRev(r string) string {
-	if len(r) > 12 {
-		return r[:12]
+	prefix, digits, ok := strings.Cut(r, ":")
+	if !ok {
+		prefix, digits = "", r
+	} else {
+		prefix += ":"
 	}
-	return cmp.Or(r, "-")
+	if len(digits) > 12 {
+		digits = digits[:12]
+	}
+	return cmp.Or(prefix+digits, "-")
 }
 
 func arrow(from, to string) string {
