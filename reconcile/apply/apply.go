@@ -57,6 +57,7 @@ const (
 	ReasonFromMismatch      = "FromMismatch"      // the installed version is not the one the caller named
 	ReasonJournalUnwritable = "JournalUnwritable" // without a journal a crash could not be recovered
 	ReasonInstallRefused    = "InstallRefused"    // Install failed and the installed version is unchanged
+	ReasonRepairFailed      = "RepairFailed"      // an interrupted package-manager transaction could not be finished now (another one runs, or it needs a person)
 
 	// Why the target was rolled back (Reason of RolledBack, Error of RollbackFailed).
 	ReasonInstallFailed = "InstallFailed" // Install failed after changing the installed version
@@ -92,11 +93,14 @@ type Result struct {
 	// Skipped is true when To was put on the skip list.
 	Skipped bool `json:"skipped,omitempty"`
 	// Recovered is true for a Result of Recover.
-	Recovered bool         `json:"recovered,omitempty"`
-	Attempt   int          `json:"attempt,omitempty"`
-	Started   time.Time    `json:"started"`
-	Finished  time.Time    `json:"finished"`
-	Steps     []StepRecord `json:"steps,omitempty"`
+	Recovered bool `json:"recovered,omitempty"`
+	// Repair is the package manager's repair that ran first, when it found
+	// an interrupted transaction (see Repairer).
+	Repair   *Repair      `json:"repair,omitempty"`
+	Attempt  int          `json:"attempt,omitempty"`
+	Started  time.Time    `json:"started"`
+	Finished time.Time    `json:"finished"`
+	Steps    []StepRecord `json:"steps,omitempty"`
 	// Warnings are bookkeeping failures (a journal or state write) that did
 	// not change the outcome but weaken crash recovery or the skip list.
 	Warnings []string `json:"warnings,omitempty"`
@@ -107,6 +111,7 @@ type StepRecord struct {
 	Step    Step          `json:"step"`   // the journal step it ran under
 	Action  string        `json:"action"` // install, restart or settle
 	Version string        `json:"version"`
+	Rule    string        `json:"rule,omitempty"` // for repair: the rule that found it (DpkgInterrupted, ...)
 	Took    time.Duration `json:"-"`
 	Error   string        `json:"error,omitempty"` // for settle: why it was not healthy
 }
@@ -115,13 +120,14 @@ type stepRecordJSON struct {
 	Step    Step   `json:"step"`
 	Action  string `json:"action"`
 	Version string `json:"version"`
+	Rule    string `json:"rule,omitempty"`
 	Took    string `json:"took"`
 	Error   string `json:"error,omitempty"`
 }
 
 // MarshalJSON writes Took as a Go duration ("1.5s"), readable in the state file.
 func (s StepRecord) MarshalJSON() ([]byte, error) {
-	return json.Marshal(stepRecordJSON{s.Step, s.Action, s.Version, s.Took.String(), s.Error})
+	return json.Marshal(stepRecordJSON{s.Step, s.Action, s.Version, s.Rule, s.Took.String(), s.Error})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -134,7 +140,7 @@ func (s *StepRecord) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("step %q: took: %w", j.Action, err)
 	}
-	*s = StepRecord{j.Step, j.Action, j.Version, took, j.Error}
+	*s = StepRecord{j.Step, j.Action, j.Version, j.Rule, took, j.Error}
 	return nil
 }
 
@@ -222,6 +228,11 @@ func (a *Applier) Apply(ctx context.Context, from, to string) Result {
 	if _, err := ReadState(a.Dir); err != nil {
 		return r.refuse(ReasonStateUnreadable, fmt.Sprintf("a skip could not be saved: %v", err))
 	}
+	// A transaction interrupted outside upkeep (no journal of ours names it)
+	// is finished first, or the update waits for whoever is running.
+	if err := r.repair(""); err != nil {
+		return r.refuse(ReasonRepairFailed, err.Error())
+	}
 	cur, err := a.Target.Current(ctx)
 	if err != nil {
 		return r.refuse(ReasonCurrentUnknown, fmt.Sprintf("reading the installed version: %v", err))
@@ -244,6 +255,11 @@ func (a *Applier) Apply(ctx context.Context, from, to string) Result {
 
 	err = r.call("install", to, func() error { return a.Target.Install(ctx, to) })
 	if ctx.Err() != nil {
+		if err == nil {
+			// Stopped while the package command ran, which was let finish
+			// and read back: journal that, and start nothing more.
+			r.enter(StepRestarting)
+		}
 		return r.interrupted()
 	}
 	if err != nil {
@@ -266,6 +282,34 @@ func (a *Applier) Apply(ctx context.Context, from, to string) Result {
 			"installing %s failed after changing the installed version (now %s): %v", to, state, err), true, RolledBack)
 	}
 	return r.restartAndSettle()
+}
+
+// repair runs the Target's Repairer, if it has one, and records what it did
+// when it found something. keep is the version an interrupted transaction
+// was installing.
+func (r *run) repair(keep string) error {
+	rp, ok := r.a.Target.(Repairer)
+	if !ok {
+		return nil
+	}
+	start := r.a.now()
+	rep, err := rp.Repair(r.ctx, keep)
+	if rep.Rule == RepairNothing && err == nil {
+		return nil
+	}
+	rec := StepRecord{Step: r.j.Step, Action: "repair", Version: keep, Rule: rep.Rule, Took: r.a.now().Sub(start)}
+	if err != nil {
+		rec.Error = err.Error()
+		r.a.log().Warn("apply: repair: "+rep.Rule, "message", rep.Message, "error", err)
+	} else {
+		r.a.log().Warn("apply: repaired: "+rep.Rule, "message", rep.Message, "commands", len(rep.Commands))
+		r.res.Repair = &rep
+	}
+	r.res.Steps = append(r.res.Steps, rec)
+	if err != nil {
+		return fmt.Errorf("repairing the package manager first (%s): %w", rep.Rule, err)
+	}
+	return nil
 }
 
 // run is one apply or recovery in progress.
@@ -436,6 +480,9 @@ func (r *run) skipTarget(reason, cause string) {
 
 // finish marks the journal done and saves the result.
 func (r *run) finish(o Outcome, reason, msg string) Result {
+	if rep := r.res.Repair; rep != nil {
+		msg = fmt.Sprintf("first repaired the package manager (%s: %s); %s", rep.Rule, rep.Message, msg)
+	}
 	r.res.Outcome, r.res.Reason, r.res.Message = o, reason, msg
 	r.res.Finished = r.a.now()
 	r.j.Outcome = o
@@ -456,10 +503,23 @@ func (r *run) refuse(reason, msg string) Result {
 }
 
 // interrupted leaves the journal at the current step for Recover.
+//
+// A stop (the context cancelled: SIGTERM) lets a running package command
+// finish and starts no further step; the message names the last step run
+// and, when it was left running, the package manager's process.
 func (r *run) interrupted() Result {
 	r.res.Outcome, r.res.Reason = Interrupted, ReasonInterrupted
-	r.res.Message = fmt.Sprintf("stopped while %s (%v); the journal %s keeps the step and the next start finishes the update",
-		r.j.Step, context.Cause(r.ctx), JournalPath(r.a.Dir))
+	last := ""
+	if n := len(r.res.Steps); n > 0 {
+		s := r.res.Steps[n-1]
+		if s.Error != "" {
+			last = fmt.Sprintf("; the last step (%s %s) ended: %s", s.Action, s.Version, s.Error)
+		} else {
+			last = fmt.Sprintf("; the last step (%s %s) finished", s.Action, s.Version)
+		}
+	}
+	r.res.Message = fmt.Sprintf("stopped while %s (%v)%s; the journal %s keeps the step and the next start finishes the update",
+		r.j.Step, context.Cause(r.ctx), last, JournalPath(r.a.Dir))
 	r.res.Finished = r.a.now()
 	return r.save()
 }

@@ -304,21 +304,29 @@ func TestApplyInterruptedIsFinishedByRecover(t *testing.T) {
 		scenario  string
 		cancelAt  string
 		unhealthy bool
-		step      Step
+		// transaction: Install runs to its end after the stop, as a
+		// package manager's transaction does.
+		transaction bool
+		step        Step
 		outcome   Outcome
 		installed string
 		skipped   []string
 	}{
-		{"stopped while settling a healthy version: kept", "settle 1.3.0", false, StepSettling, Updated, "1.3.0", nil},
-		{"stopped while settling an unhealthy version: rolled back and skipped", "settle 1.3.0", true, StepSettling, RolledBack, "1.2.0", []string{"1.3.0"}},
-		{"stopped while installing: nothing changed, old version restarted", "install 1.3.0", false, StepInstalling, Failed, "1.2.0", nil},
-		{"stopped while rolling back: the rollback is finished", "restart 1.2.0", true, StepRollingBack, RolledBack, "1.2.0", []string{"1.3.0"}},
+		{"stopped while settling a healthy version: kept", "settle 1.3.0", false, false, StepSettling, Updated, "1.3.0", nil},
+		{"stopped while settling an unhealthy version: rolled back and skipped", "settle 1.3.0", true, false, StepSettling, RolledBack, "1.2.0", []string{"1.3.0"}},
+		{"stopped before the package command started: nothing changed, old version restarted", "install 1.3.0", false, false, StepInstalling, Failed, "1.2.0", nil},
+		{"stopped during the package command: it finishes, the journal says installed, restart and settle run next start", "install 1.3.0", false, true, StepRestarting, Updated, "1.3.0", nil},
+		{"stopped during the package command of an unhealthy version: it finishes, next start rolls back", "install 1.3.0", true, true, StepRestarting, RolledBack, "1.2.0", []string{"1.3.0"}},
+		{"stopped while restarting a healthy version: kept", "restart 1.3.0", false, false, StepRestarting, Updated, "1.3.0", nil},
+		{"stopped during the rollback's package command: it finishes, the rollback is finished next start", "install 1.2.0", true, true, StepRollingBack, RolledBack, "1.2.0", []string{"1.3.0"}},
+		{"stopped while rolling back: the rollback is finished", "restart 1.2.0", true, false, StepRollingBack, RolledBack, "1.2.0", []string{"1.3.0"}},
+		{"stopped while settling the restored version: the rollback is finished", "settle 1.2.0", true, false, StepRollingBack, RolledBack, "1.2.0", []string{"1.3.0"}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			dir := t.TempDir()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			tgt := &fakeTarget{dir: dir, installed: "1.2.0", cancelAt: tc.cancelAt, cancel: cancel}
+			tgt := &fakeTarget{dir: dir, installed: "1.2.0", cancelAt: tc.cancelAt, cancel: cancel, transaction: tc.transaction}
 			if tc.unhealthy {
 				tgt.unhealthy = map[string]string{"1.3.0": "crash loop"}
 			}

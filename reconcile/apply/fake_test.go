@@ -38,6 +38,13 @@ type fakeTarget struct {
 	// cancelAt is a call during which cancel is called (a SIGTERM).
 	cancelAt string
 	cancel   context.CancelFunc
+	// transaction makes Install behave as a package manager's transaction
+	// does under a stop: it runs to its end although ctx is done.
+	transaction bool
+	// repairs are what Repair returns, in turn (the last one repeats); no
+	// entries: nothing to repair. repairKeeps records the keep arguments.
+	repairs     []fakeRepair
+	repairKeeps []string
 
 	calls []string
 }
@@ -88,7 +95,7 @@ func (f *fakeTarget) Current(ctx context.Context) (string, error) {
 func (f *fakeTarget) Install(ctx context.Context, v string) error {
 	call := "install " + v
 	f.record(call)
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil && !f.transaction {
 		return err
 	}
 	if err := f.refuse[v]; err != nil {
@@ -127,6 +134,23 @@ func (f *fakeTarget) Settle(ctx context.Context) (bool, string, error) {
 		return false, why, nil
 	}
 	return true, "3 checks passed", nil
+}
+
+type fakeRepair struct {
+	rep Repair
+	err error
+}
+
+func (f *fakeTarget) Repair(ctx context.Context, keep string) (Repair, error) {
+	f.repairKeeps = append(f.repairKeeps, keep)
+	if len(f.repairs) == 0 {
+		return Repair{Rule: RepairNothing}, nil
+	}
+	r := f.repairs[0]
+	if len(f.repairs) > 1 {
+		f.repairs = f.repairs[1:]
+	}
+	return r.rep, r.err
 }
 
 func (f *fakeTarget) takeCalls() []string {

@@ -31,15 +31,25 @@ func (a *Applier) Recover(ctx context.Context) (*Result, error) {
 	if _, err := ReadState(a.Dir); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	r := &run{a: a, ctx: ctx, j: *j, res: Result{
+		ID: j.ID, From: j.From, To: j.To, Attempt: j.Attempt, Recovered: true, Started: a.now(),
+	}}
+	// The package manager first: an install cut short may have left dpkg
+	// half-configured or two rpm versions installed, or may still be
+	// running (the updater was killed, not the package manager).
+	keep := j.To
+	if j.Step == StepRollingBack {
+		keep = j.From
+	}
+	if err := r.repair(keep); err != nil {
+		return nil, fmt.Errorf("%s: %w; the journal is kept and the next start tries again", where, err)
+	}
 	cur, err := a.Target.Current(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the installed version: %w; the journal is kept and the next start tries again", where, err)
 	}
 	a.log().Warn("apply: "+where, "id", j.ID, "installed", cur)
 
-	r := &run{a: a, ctx: ctx, j: *j, res: Result{
-		ID: j.ID, From: j.From, To: j.To, Attempt: j.Attempt, Recovered: true, Started: a.now(),
-	}}
 	switch {
 	case j.Step == StepRollingBack:
 		reason, cause := j.Reason, j.Error

@@ -23,3 +23,27 @@ type Target interface {
 	// judged at all (no check could run); Apply treats that as not healthy.
 	Settle(ctx context.Context) (healthy bool, reason string, err error)
 }
+
+// Repairer is a Target whose package manager can be left mid-transaction
+// (the updater or the package manager killed, a power loss). Recover, and
+// Apply before it installs, call Repair first, so an interrupted
+// transaction is finished before anything reads or changes the version.
+type Repairer interface {
+	// Repair finds a transaction an earlier run left unfinished and
+	// finishes it, never while another package manager runs (that is an
+	// error saying which one, and that the next pass checks again). keep is
+	// the release version the interrupted transaction was installing, ""
+	// when not known. Nothing to do is Repair{Rule: RepairNothing}.
+	Repair(ctx context.Context, keep string) (Repair, error)
+}
+
+// RepairNothing is the Rule of a Repair that found nothing to finish.
+const RepairNothing = "NothingInterrupted"
+
+// Repair is what Repairer.Repair found and did: a named rule, a sentence,
+// and the commands it ran.
+type Repair struct {
+	Rule     string     `json:"rule"`
+	Message  string     `json:"message"`
+	Commands [][]string `json:"commands,omitempty"`
+}
