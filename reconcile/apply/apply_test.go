@@ -308,9 +308,9 @@ func TestApplyInterruptedIsFinishedByRecover(t *testing.T) {
 		// package manager's transaction does.
 		transaction bool
 		step        Step
-		outcome   Outcome
-		installed string
-		skipped   []string
+		outcome     Outcome
+		installed   string
+		skipped     []string
 	}{
 		{"stopped while settling a healthy version: kept", "settle 1.3.0", false, false, StepSettling, Updated, "1.3.0", nil},
 		{"stopped while settling an unhealthy version: rolled back and skipped", "settle 1.3.0", true, false, StepSettling, RolledBack, "1.2.0", []string{"1.3.0"}},
