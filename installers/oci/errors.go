@@ -10,15 +10,34 @@ import (
 // (test with errors.Is) and, where there is one, the underlying cosign or
 // registry error (test with errors.As, e.g. *cosign.ErrNoSignaturesFound).
 var (
-	// ErrUnsigned: the digest has no classic cosign signature and no bundle.
+	// ErrUnsigned: the digest has no classic cosign signature and no
+	// Sigstore bundle referrer.
 	ErrUnsigned = errors.New("image is not signed")
 	// ErrNoMatchingSignature: signatures exist but none verifies with a
-	// configured key for this digest (wrong key, or a signature copied from
-	// another digest).
+	// configured key (wrong key), or a classic signature was copied from
+	// another digest.
 	ErrNoMatchingSignature = errors.New("no signature matches the configured keys")
-	// ErrBundleOnly: the digest is signed only in cosign's newer Sigstore
-	// bundle format (an OCI referrer), which this verifier does not read.
-	ErrBundleOnly = errors.New("image is signed only in the Sigstore bundle format")
+	// ErrWrongIdentity: a keyless bundle verifies, but its certificate names
+	// a subject or OIDC issuer that the policy does not trust, or was not
+	// issued by the trusted root's certificate authority.
+	ErrWrongIdentity = errors.New("signer identity is not trusted")
+	// ErrTlogOrTimestamp: a bundle's transparency log entry or timestamp is
+	// missing or invalid, or none of its verified times falls within the
+	// signing certificate's validity (an expired certificate).
+	ErrTlogOrTimestamp = errors.New("transparency log entry or timestamp invalid")
+	// ErrOtherDigest: a Sigstore bundle attached to this digest signs
+	// another digest (copied from another image, or signed for the wrong
+	// manifest).
+	ErrOtherDigest = errors.New("signature is for another digest")
+	// ErrBadBundle: a bundle cannot be read, or its signature does not
+	// verify over its own content with its own certificate (altered).
+	ErrBadBundle = errors.New("invalid Sigstore bundle")
+	// ErrThreshold: fewer distinct trusted keys signed the digest than the
+	// policy's threshold requires.
+	ErrThreshold = errors.New("not enough trusted signatures")
+	// ErrNoPolicy: no trust policy applies to the image, or the one named
+	// does not exist.
+	ErrNoPolicy = errors.New("no trust policy")
 	// ErrNotFound: the tag, digest or repository does not exist.
 	ErrNotFound = errors.New("image not found")
 	// ErrRegistry: the registry could not be reached, refused the
@@ -33,7 +52,12 @@ var (
 const (
 	ReasonUnsigned            = "ImageUnsigned"
 	ReasonNoMatchingSignature = "SignatureMismatch"
-	ReasonBundleOnly          = "SignatureBundleOnly"
+	ReasonWrongIdentity       = "SignerIdentityMismatch"
+	ReasonTlogOrTimestamp     = "TransparencyLogOrTimestampInvalid"
+	ReasonOtherDigest         = "SignatureForOtherDigest"
+	ReasonBadBundle           = "InvalidSignatureBundle"
+	ReasonThreshold           = "SignatureThresholdNotMet"
+	ReasonNoPolicy            = "TrustPolicyMissing"
 	ReasonNotFound            = "ImageNotFound"
 	ReasonRegistry            = "RegistryError"
 	ReasonBadReference        = "InvalidImageReference"
@@ -58,8 +82,18 @@ func (e *Error) Reason() string {
 		return ReasonUnsigned
 	case ErrNoMatchingSignature:
 		return ReasonNoMatchingSignature
-	case ErrBundleOnly:
-		return ReasonBundleOnly
+	case ErrWrongIdentity:
+		return ReasonWrongIdentity
+	case ErrTlogOrTimestamp:
+		return ReasonTlogOrTimestamp
+	case ErrOtherDigest:
+		return ReasonOtherDigest
+	case ErrBadBundle:
+		return ReasonBadBundle
+	case ErrThreshold:
+		return ReasonThreshold
+	case ErrNoPolicy:
+		return ReasonNoPolicy
 	case ErrNotFound:
 		return ReasonNotFound
 	case ErrBadReference:
@@ -79,7 +113,7 @@ func (e *Error) Error() string {
 	if e.Detail != "" {
 		fmt.Fprintf(&b, ": %s", e.Detail)
 	}
-	if e.Cause != nil {
+	if e.Cause != nil && e.Cause.Error() != "" {
 		fmt.Fprintf(&b, ": %v", e.Cause)
 	}
 	if e.Next != "" {
@@ -109,13 +143,19 @@ func ReasonOf(err error) string {
 	return ReasonRegistry
 }
 
-// SignCommand is the cosign command line that signs image@digest in the
-// classic format this package verifies: a "sha256-<hex>.sig" tag, key-based,
-// no transparency log. cosign v3 signs in the bundle format by default; the
-// three flags turn that off (cosign v2 accepts them too).
+// SignCommand is the cosign command line that signs image@digest with a
+// key so that this package accepts it. cosign v3 writes a Sigstore bundle
+// referrer by default, which is verified; cosign v2 writes the classic
+// "sha256-<hex>.sig" tag, also verified. --tlog-upload=false is left to
+// the operator: with a trusted root configured the log entry is checked.
 func SignCommand(image, digest string) string {
-	return "cosign sign --key <private key> --new-bundle-format=false --use-signing-config=false --tlog-upload=false " +
-		pinned(image, digest)
+	return "cosign sign --key <private key> " + pinned(image, digest)
+}
+
+// SignKeylessCommand is the keyless equivalent: cosign asks the OIDC
+// provider for an identity token; the identity must match the policy.
+func SignKeylessCommand(image, digest string) string {
+	return "cosign sign " + pinned(image, digest) + " (keyless, from the CI identity the policy names)"
 }
 
 // pinned returns image (tag kept, any digest dropped) followed by @digest.

@@ -8,9 +8,9 @@ import (
 
 func TestSignCommand(t *testing.T) {
 	for image, want := range map[string]string{
-		"registry.example.com/agent:1.0.0":            "cosign sign --key <private key> --new-bundle-format=false --use-signing-config=false --tlog-upload=false registry.example.com/agent:1.0.0@sha256:ab",
-		"registry.example.com/agent:1.0.0@sha256:old": "cosign sign --key <private key> --new-bundle-format=false --use-signing-config=false --tlog-upload=false registry.example.com/agent:1.0.0@sha256:ab",
-		"localhost:5000/agent":                        "cosign sign --key <private key> --new-bundle-format=false --use-signing-config=false --tlog-upload=false localhost:5000/agent@sha256:ab",
+		"registry.example.com/agent:1.0.0":            "cosign sign --key <private key> registry.example.com/agent:1.0.0@sha256:ab",
+		"registry.example.com/agent:1.0.0@sha256:old": "cosign sign --key <private key> registry.example.com/agent:1.0.0@sha256:ab",
+		"localhost:5000/agent":                        "cosign sign --key <private key> localhost:5000/agent@sha256:ab",
 	} {
 		if got := SignCommand(image, "sha256:ab"); got != want {
 			t.Errorf("SignCommand(%s) =\n %s\nwant\n %s", image, got, want)
@@ -21,7 +21,9 @@ func TestSignCommand(t *testing.T) {
 func TestErrorReasonsAndUnwrap(t *testing.T) {
 	cause := errors.New("boom")
 	for kind, reason := range map[error]string{
-		ErrUnsigned: ReasonUnsigned, ErrNoMatchingSignature: ReasonNoMatchingSignature, ErrBundleOnly: ReasonBundleOnly,
+		ErrUnsigned: ReasonUnsigned, ErrNoMatchingSignature: ReasonNoMatchingSignature,
+		ErrWrongIdentity: ReasonWrongIdentity, ErrTlogOrTimestamp: ReasonTlogOrTimestamp, ErrOtherDigest: ReasonOtherDigest,
+		ErrBadBundle: ReasonBadBundle, ErrThreshold: ReasonThreshold, ErrNoPolicy: ReasonNoPolicy,
 		ErrNotFound: ReasonNotFound, ErrRegistry: ReasonRegistry, ErrBadReference: ReasonBadReference,
 	} {
 		err := fmt.Errorf("wrapped: %w", &Error{Kind: kind, Image: "r/a:1", Digest: "sha256:ab", Detail: "d", Next: "n", Cause: cause})

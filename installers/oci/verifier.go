@@ -1,21 +1,28 @@
-// Package oci pins a container image to a digest and verifies the digest's
-// cosign signature against trusted public keys, so the Kubernetes updater
-// only ever deploys "repo:tag@sha256:<digest>" that a trusted key signed.
+// Package oci pins a container image to a digest and verifies that the
+// digest was signed as a trust policy requires, so the Kubernetes updater
+// only ever deploys "repo:tag@sha256:<digest>" that a trusted signer signed.
 //
-// Supported signature format: cosign's classic one, a "sha256-<hex>.sig" tag
-// in the image's repository holding simple-signing payloads signed with a
-// key (what `cosign sign --key` writes in cosign v2, and in cosign v3 with
-// --new-bundle-format=false --use-signing-config=false). The payload's
-// digest must equal the image digest, so a signature copied from another
-// digest is refused. No transparency log or certificate identity is checked:
-// trust comes only from the configured keys.
+// Signature formats read, for the digest the tag resolves to:
+//   - Sigstore bundles (cosign v3's default; v2.4+ with --new-bundle-format)
+//     stored as OCI referrers with artifact type
+//     application/vnd.dev.sigstore.bundle.v0.3+json, through the OCI 1.1
+//     referrers API or, on registries without it, the "sha256-<hex>"
+//     referrers fallback tag. Verified with sigstore-go: a DSSE in-toto
+//     statement (predicate https://sigstore.dev/cosign/sign/v1) whose
+//     subject is this digest, or a message signature over it.
+//   - classic cosign signatures: the "sha256-<hex>.sig" tag holding
+//     simple-signing payloads naming this digest (cosign v2's default).
 //
-// Not supported: cosign v3's default Sigstore bundle format (an OCI referrer
-// with artifact type application/vnd.dev.sigstore.bundle.v0.3+json). cosign
-// v2.6's library cannot verify those for images; a digest signed only that
-// way fails with ErrBundleOnly and a message giving the command that adds a
-// classic signature. Keyless (Fulcio certificate) signatures are also not
-// accepted, since no identity policy is configured.
+// A policy (Policy) trusts public keys (optionally N of M distinct keys),
+// keyless identities (Fulcio certificate subject and OIDC issuer, exact or
+// regexp) checked against a trusted_root.json read offline, or both. For
+// keyless bundles the certificate must chain to the trusted root's CA, the
+// transparency log entry's inclusion proof must verify, and a verified
+// timestamp (a timestamp authority's signed timestamp, or a logged time
+// with a signed entry timestamp) must fall within the certificate's
+// validity. Key-signed bundles need a log entry and timestamp only when
+// the policy has a trusted root. Refusals are *Error, naming image,
+// digest, what was found and what to do.
 //
 // Only the kube updater links this package; the host agent never does.
 package oci
@@ -28,12 +35,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -76,15 +84,30 @@ type Options struct {
 	KeyNames []string
 	// Logger receives one debug line per decision; nil discards.
 	Logger *slog.Logger
+	// CacheSize bounds how many verified (policy, digest) pairs are
+	// remembered, so a digest verified once is not fetched and checked
+	// again (the tag is still resolved every time). A signature that
+	// verified stays valid for that digest and policy; refusals are never
+	// remembered. 0 means DefaultCacheSize, negative disables.
+	CacheSize int
 }
+
+// DefaultCacheSize is Options.CacheSize's default.
+const DefaultCacheSize = 1024
 
 // Verifier resolves and verifies images. It is safe for concurrent use.
 type Verifier struct {
-	keys      []publicKey
-	opts      Options
-	transport http.RoundTripper
-	auth      remote.Option
-	log       *slog.Logger
+	policies      map[string]*compiled
+	channels      map[string]string
+	defaultPolicy string
+	opts          Options
+	transport     http.RoundTripper
+	auth          remote.Option
+	log           *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]Verified // policy + "\x00" + digest -> result
+	order []string            // insertion order, for eviction
 }
 
 // Verified is an image that passed verification.
@@ -95,17 +118,62 @@ type Verified struct {
 	// Digest is the verified digest, "sha256:<hex>".
 	Digest string
 	// KeyID is the SHA-256 fingerprint ("sha256:<hex>") of the PKIX DER form
-	// of the public key whose signature matched.
+	// of the public key whose signature matched; with a threshold, the
+	// fingerprints of the keys that signed, comma-separated; "" for keyless.
 	KeyID string
+	// Identity is the keyless signer, "subject S from issuer I"; "" for keys.
+	Identity string
+	// Policy names the trust policy that was satisfied.
+	Policy string
+	// Format is "bundle" or "classic": where the accepted signature was.
+	Format string
 }
 
-// NewVerifier returns a Verifier that trusts keysPEM. Each element holds one
-// or more PEM public keys (cosign.pub; ECDSA, RSA or Ed25519); one valid
-// signature by any of them suffices. A bad key is an error naming it.
+// Signer says who signed, for messages: the key ID(s) or the identity.
+func (r Verified) Signer() string {
+	if r.Identity != "" {
+		return "keyless " + r.Identity
+	}
+	return r.KeyID
+}
+
+// NewVerifier returns a Verifier with one policy, DefaultPolicy, trusting
+// keysPEM. Each element holds one or more PEM public keys (cosign.pub;
+// ECDSA, RSA or Ed25519); one valid signature by any of them suffices. A bad
+// key is an error naming it.
 func NewVerifier(keysPEM [][]byte, o Options) (*Verifier, error) {
-	keys, err := parseKeys(keysPEM, o.KeyNames)
-	if err != nil {
+	if len(keysPEM) == 0 {
+		_, err := parseKeys(nil, nil)
 		return nil, err
+	}
+	return New(Trust{Policies: map[string]Policy{DefaultPolicy: {KeysPEM: keysPEM, KeyNames: o.KeyNames}}}, o)
+}
+
+// New returns a Verifier for t's policies. Every policy is checked here:
+// a bad key, identity or trusted root is an error naming the policy.
+func New(t Trust, o Options) (*Verifier, error) {
+	if len(t.Policies) == 0 {
+		return nil, errors.New("no trust policy: give public keys or a trust policy file")
+	}
+	v := &Verifier{policies: map[string]*compiled{}, channels: t.Channels, defaultPolicy: t.Default, cache: map[string]Verified{}}
+	for _, name := range sortedKeys(t.Policies) {
+		c, err := compile(name, t.Policies[name])
+		if err != nil {
+			return nil, err
+		}
+		v.policies[name] = c
+	}
+	for ch, p := range t.Channels {
+		if _, ok := v.policies[p]; !ok {
+			return nil, fmt.Errorf("channel %s: policy %q is not defined", ch, p)
+		}
+	}
+	if v.defaultPolicy == "" {
+		if _, ok := v.policies[DefaultPolicy]; ok {
+			v.defaultPolicy = DefaultPolicy
+		}
+	} else if _, ok := v.policies[v.defaultPolicy]; !ok {
+		return nil, fmt.Errorf("default policy %q is not defined", v.defaultPolicy)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -116,41 +184,52 @@ func NewVerifier(keysPEM [][]byte, o Options) (*Verifier, error) {
 	if o.MaxBlobSize <= 0 {
 		o.MaxBlobSize = DefaultMaxBlobSize
 	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
 	base := o.Transport
 	if base == nil {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		base = t
 	}
-	auth := remote.WithAuth(authn.Anonymous)
+	v.auth = remote.WithAuth(authn.Anonymous)
 	if o.Keychain != nil {
-		auth = remote.WithAuthFromKeychain(o.Keychain)
+		v.auth = remote.WithAuthFromKeychain(o.Keychain)
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	v.log = o.Logger
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{
-		keys: keys,
-		opts: o,
-		transport: &guardTransport{
-			base:              base,
-			allowLoopbackHTTP: o.AllowLoopbackHTTP,
-			maxManifest:       o.MaxManifestSize,
-			maxBody:           o.MaxBlobSize,
-		},
-		auth: auth,
-		log:  log,
-	}, nil
+	v.opts = o
+	v.transport = &guardTransport{
+		base:              base,
+		allowLoopbackHTTP: o.AllowLoopbackHTTP,
+		maxManifest:       o.MaxManifestSize,
+		maxBody:           o.MaxBlobSize,
+	}
+	return v, nil
 }
 
-// KeyIDs lists the fingerprints of the trusted keys, in configuration order.
+// KeyIDs lists the fingerprints of the trusted keys of every policy, in
+// policy name order then configuration order.
 func (v *Verifier) KeyIDs() []string {
-	ids := make([]string, len(v.keys))
-	for i, k := range v.keys {
-		ids[i] = k.id
+	var ids []string
+	for _, name := range sortedKeys(v.policies) {
+		for _, k := range v.policies[name].keys {
+			ids = append(ids, k.id)
+		}
 	}
 	return ids
+}
+
+// Policies describes each policy in one line, for the startup log.
+func (v *Verifier) Policies() []string {
+	var out []string
+	for _, name := range sortedKeys(v.policies) {
+		out = append(out, v.policies[name].describe())
+	}
+	return out
 }
 
 // Resolve returns the digest that ref (a tag, or already a digest) names now.
@@ -170,149 +249,252 @@ func (v *Verifier) Resolve(ctx context.Context, ref string) (name.Digest, error)
 	if err != nil {
 		return name.Digest{}, v.registryError(ctx, ref, "", err)
 	}
-	return v.resolve(ctx, ref, r, p)
+	d, _, err := v.resolve(ctx, ref, r, p)
+	return d, err
 }
 
-// Verify resolves image and verifies the resulting digest's cosign signature
-// with the trusted keys, in order, until one matches. The digest returned is
-// the one whose signature was verified: the signature lookup and the payload
-// check both use that digest, never the tag, so a tag moved in between
-// cannot change what is returned. Errors are *Error (see the Err* kinds).
+// Verify is VerifyIn with the default policy.
 func (v *Verifier) Verify(ctx context.Context, image string) (Verified, error) {
+	return v.VerifyIn(ctx, image, Scope{})
+}
+
+// VerifyIn resolves image and verifies the resulting digest against the
+// policy that scope selects. The digest returned is the one whose
+// signatures were verified: the signature lookup and the digest binding
+// both use that digest, never the tag, so a tag moved in between cannot
+// change what is returned. Errors are *Error (see the Err* kinds).
+func (v *Verifier) VerifyIn(ctx context.Context, image string, scope Scope) (Verified, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
 	defer cancel()
 	r, err := parseRef(image)
 	if err != nil {
 		return Verified{}, err
 	}
+	pol, why, err := v.policyFor(scope)
+	if err != nil {
+		return Verified{}, &Error{Kind: ErrNoPolicy, Image: image, Detail: err.Error(),
+			Next: "name a defined policy in the workload's annotation upkeep.dev/trust-policy, map the channel to one, or set default: in the trust policy file"}
+	}
 	p, err := v.puller(ctx)
 	if err != nil {
 		return Verified{}, v.registryError(ctx, image, "", err)
 	}
-	d, err := v.resolve(ctx, image, r, p)
+	d, isIndex, err := v.resolve(ctx, image, r, p)
 	if err != nil {
 		return Verified{}, err
 	}
-	res, err := v.verifyDigest(ctx, image, d, p)
+	key := pol.name + "\x00" + d.String()
+	if res, ok := v.cached(key); ok {
+		res.Ref = pinned(image, res.Digest)
+		return res, nil
+	}
+	res, err := v.verifyDigest(ctx, image, d, isIndex, p, pol)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
-			v.log.Debug("image refused", "image", image, "digest", d.DigestStr(), "reason", e.Reason(), "error", err)
+			v.log.Debug("image refused", "image", image, "digest", d.DigestStr(), "policy", pol.name, "policyFrom", why, "reason", e.Reason(), "error", err)
 		}
 		return Verified{}, err
 	}
-	v.log.Debug("image verified", "image", image, "ref", res.Ref, "key", res.KeyID)
+	v.remember(key, res)
+	v.log.Debug("image verified", "image", image, "ref", res.Ref, "policy", pol.name, "signer", res.Signer(), "format", res.Format)
 	return res, nil
 }
 
-// verifyDigest is the signature check proper, in order: classic signatures
-// exist (else bundle-only or unsigned), one key verifies one of them over
-// this digest's payload, and the accepted payload names this digest.
-func (v *Verifier) verifyDigest(ctx context.Context, image string, d name.Digest, p *remote.Puller) (Verified, error) {
+func (v *Verifier) cached(key string) (Verified, bool) {
+	if v.opts.CacheSize < 0 {
+		return Verified{}, false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r, ok := v.cache[key]
+	return r, ok
+}
+
+func (v *Verifier) remember(key string, r Verified) {
+	if v.opts.CacheSize < 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.cache[key]; ok {
+		return
+	}
+	if len(v.order) >= v.opts.CacheSize {
+		delete(v.cache, v.order[0])
+		v.order = v.order[1:]
+	}
+	v.cache[key] = r
+	v.order = append(v.order, key)
+}
+
+// verifyDigest checks d against policy c: classic signatures first, one per
+// key, then the bundle referrers, until the policy is satisfied (a keyless
+// identity matched, or threshold distinct keys signed). Each signature that
+// did not count is kept as a finding for the refusal.
+func (v *Verifier) verifyDigest(ctx context.Context, image string, d name.Digest, isIndex bool, p *remote.Puller, c *compiled) (Verified, error) {
 	dig := d.DigestStr()
 	ropts := []remote.Option{remote.WithContext(ctx), remote.Reuse(p)}
-	co := &cosign.CheckOpts{
-		ClaimVerifier:      cosign.SimpleClaimVerifier,
-		IgnoreTlog:         true,
-		IgnoreSCT:          true,
-		Offline:            true,
-		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(ropts...)},
+	ok := func(format, identity string, keys []string) (Verified, error) {
+		return Verified{Ref: pinned(image, dig), Digest: dig, KeyID: strings.Join(keys, ","), Identity: identity, Policy: c.name, Format: format}, nil
 	}
-	var mismatches keyErrors
-	for _, k := range v.keys {
-		co.SigVerifier = k.verifier
-		sigs, _, err := cosign.VerifyImageSignatures(ctx, d, co)
-		if err == nil && len(sigs) > 0 {
-			if err := payloadNames(sigs[0], dig); err != nil {
-				// Unreachable while SimpleClaimVerifier checks the same;
-				// kept so a library change cannot pin an unverified digest.
-				return Verified{}, &Error{Kind: ErrNoMatchingSignature, Image: image, Digest: dig,
-					Detail: "accepted signature does not name this digest", Cause: err,
-					Next: "sign this exact digest: " + SignCommand(image, dig)}
+	signedBy := map[string]bool{}
+	var signers []string
+	var findings []finding
+	classicSeen := false
+	var causes []error // cosign's errors, reachable with errors.As
+	if len(c.keys) > 0 {
+		co := &cosign.CheckOpts{
+			ClaimVerifier:      cosign.SimpleClaimVerifier,
+			IgnoreTlog:         true,
+			IgnoreSCT:          true,
+			Offline:            true,
+			RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(ropts...)},
+		}
+		var mismatches keyErrors
+		var noneErr error
+	keys:
+		for _, k := range c.keys {
+			co.SigVerifier = k.verifier
+			sigs, _, err := cosign.VerifyImageSignatures(ctx, d, co)
+			var none *cosign.ErrNoSignaturesFound
+			var nomatch *cosign.ErrNoMatchingSignatures
+			switch {
+			case err == nil && len(sigs) > 0:
+				classicSeen = true
+				if err := payloadNames(sigs[0], dig); err != nil {
+					// Unreachable while SimpleClaimVerifier checks the same;
+					// kept so a library change cannot pin an unverified digest.
+					mismatches = append(mismatches, keyError{key: k, err: err})
+					continue
+				}
+				signedBy[k.id] = true
+				signers = append(signers, k.id)
+				if len(signers) >= c.threshold {
+					return ok("classic", "", signers)
+				}
+			case errors.As(err, &none):
+				noneErr = err
+				break keys // no .sig tag at all: the same for every key
+			case errors.As(err, &nomatch):
+				classicSeen = true
+				mismatches = append(mismatches, keyError{key: k, err: err})
+			case err == nil:
+				return Verified{}, &Error{Kind: ErrRegistry, Image: image, Digest: dig,
+					Detail: "cosign returned no signatures and no error", Next: "report this as a bug"}
+			default:
+				return Verified{}, v.registryError(ctx, image, dig, fmt.Errorf("read signatures from %s: %w", d.Context().Name(), err))
 			}
-			return Verified{Ref: pinned(image, dig), Digest: dig, KeyID: k.id}, nil
 		}
-		var none *cosign.ErrNoSignaturesFound
-		var nomatch *cosign.ErrNoMatchingSignatures
-		switch {
-		case errors.As(err, &none):
-			// No .sig tag at all: the same for every key.
-			return Verified{}, v.unsignedError(ctx, image, d, ropts, err)
-		case errors.As(err, &nomatch):
-			mismatches = append(mismatches, keyError{key: k, err: err})
-		case err == nil:
-			return Verified{}, &Error{Kind: ErrRegistry, Image: image, Digest: dig,
-				Detail: "cosign returned no signatures and no error", Next: "report this as a bug"}
-		default:
-			return Verified{}, v.registryError(ctx, image, dig, fmt.Errorf("read signatures from %s: %w", d.Context().Name(), err))
+		if len(mismatches) > 0 {
+			findings = append(findings, finding{kind: ErrNoMatchingSignature, where: "signature tag " + sigTag(d),
+				detail: fmt.Sprintf("no signature in it verifies for this digest with the key(s) %s (a signature copied from another digest never matches)", mismatches.Error()),
+				cause:  mismatches})
+		}
+		if noneErr != nil {
+			causes = append(causes, noneErr)
 		}
 	}
-	return Verified{}, &Error{Kind: ErrNoMatchingSignature, Image: image, Digest: dig,
-		Detail: fmt.Sprintf("the signature tag %s exists but no signature in it verifies for this digest with the %d configured key(s)", sigTag(d), len(v.keys)),
-		Cause:  mismatches,
-		Next: "sign this exact digest with one of the configured keys (" + SignCommand(image, dig) +
-			"), or add the signer's public key; a signature copied from another digest never matches"}
+	bundles, err := v.bundles(ctx, d, ropts)
+	if err != nil {
+		return Verified{}, v.registryError(ctx, image, dig, err)
+	}
+	for _, fb := range bundles {
+		verdict, f := v.checkBundle(ctx, fb, d, isIndex, c, signedBy, ropts)
+		if f != nil {
+			findings = append(findings, *f)
+			continue
+		}
+		if verdict.identity != "" {
+			return ok("bundle", verdict.identity, nil)
+		}
+		for _, id := range verdict.keys {
+			if !signedBy[id] {
+				signedBy[id] = true
+				signers = append(signers, id)
+			}
+		}
+		if len(c.keys) > 0 && len(signers) >= c.threshold {
+			return ok("bundle", "", signers)
+		}
+	}
+	return Verified{}, v.refusal(image, d, c, classicSeen, bundles, signers, findings, causes)
 }
 
-// unsignedError tells a digest with no signature from one signed only in the
-// bundle format, by listing its OCI referrers.
-func (v *Verifier) unsignedError(ctx context.Context, image string, d name.Digest, ropts []remote.Option, cause error) error {
+// refusal explains why d did not satisfy c. The kind is the most telling
+// of the findings: a bundle for another digest, then a wrong identity, a
+// bad log entry or timestamp, an altered bundle, and last a wrong key.
+func (v *Verifier) refusal(image string, d name.Digest, c *compiled, classicSeen bool, bundles []fetchedBundle, signers []string, findings []finding, causes []error) error {
 	dig := d.DigestStr()
-	if bundle, ok := v.findBundleReferrer(ctx, d, ropts); ok {
-		return &Error{Kind: ErrBundleOnly, Image: image, Digest: dig,
-			Detail: fmt.Sprintf("no classic signature tag %s, but referrer %s is a Sigstore bundle (cosign v3's default format), which this updater does not verify", sigTag(d), bundle),
-			Cause:  cause,
-			Next:   "add a classic signature with the same key: " + SignCommand(image, dig)}
-	}
-	return &Error{Kind: ErrUnsigned, Image: image, Digest: dig,
-		Detail: fmt.Sprintf("no signature tag %s and no Sigstore bundle referrer", sigTag(d)),
-		Cause:  cause,
-		Next:   "sign the digest with a configured key: " + SignCommand(image, dig)}
-}
-
-// bundleArtifactPrefix starts the media type of every Sigstore bundle
-// version ("application/vnd.dev.sigstore.bundle.v0.3+json").
-const bundleArtifactPrefix = "application/vnd.dev.sigstore.bundle"
-
-// findBundleReferrer returns the digest of a referrer of d that is a
-// Sigstore bundle. Registries report a referrer's artifactType, or its
-// config media type for manifests without one; cosign's bundle manifests use
-// the empty config, so its "dev.sigstore.bundle.*" annotations are checked
-// too. A registry without the referrers API is read through the fallback
-// tag. Failure to list referrers counts as "none": the image stays refused.
-func (v *Verifier) findBundleReferrer(ctx context.Context, d name.Digest, ropts []remote.Option) (string, bool) {
-	idx, err := remote.Referrers(d, ropts...)
-	if err != nil {
-		v.log.Debug("listing referrers failed", "digest", d.DigestStr(), "error", err)
-		return "", false
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		v.log.Debug("reading referrers failed", "digest", d.DigestStr(), "error", err)
-		return "", false
-	}
-	for _, desc := range m.Manifests {
-		if isBundleDescriptor(desc) {
-			return desc.Digest.String(), true
+	for _, f := range findings {
+		if f.cause != nil {
+			causes = append(causes, f.cause)
 		}
 	}
-	return "", false
-}
-
-func isBundleDescriptor(desc v1.Descriptor) bool {
-	if strings.HasPrefix(desc.ArtifactType, bundleArtifactPrefix) {
-		return true
+	var cause error
+	if len(causes) > 0 {
+		cause = hiddenCauses(causes)
 	}
-	for k := range desc.Annotations {
-		if strings.HasPrefix(k, "dev.sigstore.bundle.") {
-			return true
+	next := "sign the digest with a signer the policy trusts (" + c.describe() + "): " + v.signHint(image, dig, c)
+	if !classicSeen && len(bundles) == 0 {
+		return &Error{Kind: ErrUnsigned, Image: image, Digest: dig,
+			Detail: fmt.Sprintf("no signature tag %s and no Sigstore bundle referrer", sigTag(d)), Next: next, Cause: cause}
+	}
+	if len(signers) > 0 {
+		return &Error{Kind: ErrThreshold, Image: image, Digest: dig,
+			Detail: fmt.Sprintf("%d distinct trusted key(s) signed it (%s), the policy %q needs %d%s", len(signers), strings.Join(signers, ", "), c.name, c.threshold, findingsText(findings)),
+			Next:   fmt.Sprintf("have %d more of the policy's keys sign this digest: %s", c.threshold-len(signers), SignCommand(image, dig)), Cause: cause}
+	}
+	rank := []error{ErrOtherDigest, ErrWrongIdentity, ErrTlogOrTimestamp, ErrBadBundle, ErrNoMatchingSignature}
+	kind := ErrNoMatchingSignature
+	for _, k := range rank {
+		if slices.ContainsFunc(findings, func(f finding) bool { return f.kind == k }) {
+			kind = k
+			break
 		}
 	}
-	return false
+	var parts []string
+	for _, f := range findings {
+		parts = append(parts, f.String())
+	}
+	switch kind {
+	case ErrWrongIdentity:
+		next = "sign with an identity the policy trusts, or add the signer's identity (issuer and subject) to policy " + fmt.Sprintf("%q", c.name)
+	case ErrTlogOrTimestamp:
+		next = "sign again with cosign's defaults (transparency log upload and a timestamp), and check that " + c.rootName + " is the trusted root of the Sigstore instance that signed"
+	case ErrNoMatchingSignature:
+		next = "sign this exact digest with one of the configured keys (" + SignCommand(image, dig) + "), or add the signer's public key to policy " + fmt.Sprintf("%q", c.name)
+	}
+	return &Error{Kind: kind, Image: image, Digest: dig, Detail: strings.Join(parts, "; "), Next: next, Cause: cause}
+}
+
+// hiddenCauses lets errors.As reach the underlying errors whose text the
+// detail already says.
+type hiddenCauses []error
+
+func (hiddenCauses) Error() string     { return "" }
+func (h hiddenCauses) Unwrap() []error { return h }
+
+func findingsText(fs []finding) string {
+	if len(fs) == 0 {
+		return ""
+	}
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.String()
+	}
+	return "; other signatures: " + strings.Join(parts, "; ")
+}
+
+func (v *Verifier) signHint(image, dig string, c *compiled) string {
+	if len(c.keys) == 0 {
+		return SignKeylessCommand(image, dig)
+	}
+	return SignCommand(image, dig)
 }
 
 // resolve fetches the manifest that r names and returns its digest.
-func (v *Verifier) resolve(ctx context.Context, image string, r name.Reference, p *remote.Puller) (name.Digest, error) {
+func (v *Verifier) resolve(ctx context.Context, image string, r name.Reference, p *remote.Puller) (name.Digest, bool, error) {
 	desc, err := remote.Get(r, remote.WithContext(ctx), remote.Reuse(p))
 	if err != nil {
 		if isNotFound(err) {
@@ -320,20 +502,20 @@ func (v *Verifier) resolve(ctx context.Context, image string, r name.Reference, 
 			if _, ok := r.(name.Digest); ok {
 				what = "digest " + r.Identifier()
 			}
-			return name.Digest{}, &Error{Kind: ErrNotFound, Image: image,
+			return name.Digest{}, false, &Error{Kind: ErrNotFound, Image: image,
 				Detail: fmt.Sprintf("%s not found in %s", what, r.Context().Name()), Cause: err,
 				Next: "check the image name and that this version was pushed to the registry"}
 		}
-		return name.Digest{}, v.registryError(ctx, image, "", fmt.Errorf("fetch manifest: %w", err))
+		return name.Digest{}, false, v.registryError(ctx, image, "", fmt.Errorf("fetch manifest: %w", err))
 	}
 	switch desc.MediaType {
 	case types.OCIImageIndex, types.DockerManifestList, types.OCIManifestSchema1, types.DockerManifestSchema2:
 	default:
-		return name.Digest{}, &Error{Kind: ErrRegistry, Image: image, Digest: desc.Digest.String(),
+		return name.Digest{}, false, &Error{Kind: ErrRegistry, Image: image, Digest: desc.Digest.String(),
 			Detail: fmt.Sprintf("manifest media type %q is not an image or image index", desc.MediaType),
 			Next:   "push the image as an OCI or Docker v2 image (schema 1 is not supported)"}
 	}
-	return r.Context().Digest(desc.Digest.String()), nil
+	return r.Context().Digest(desc.Digest.String()), isIndexDesc(desc.MediaType), nil
 }
 
 // puller shares one ping and token exchange among a call's requests.

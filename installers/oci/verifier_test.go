@@ -185,27 +185,36 @@ func TestVerify(t *testing.T) {
 			wantKind: oci.ErrUnsigned,
 		},
 		{
-			scenario: "an image signed only in the bundle format is refused with how to sign classically (referrers fallback tag)",
+			scenario: "an image signed only in the bundle format with key A verifies with key A (referrers fallback tag)",
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
 				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
 				ocitest.AttachBundle(t, d, keyA)
 				return reg.Ref("agent:1.0.0"), d
 			},
-			keys:     []*ocitest.KeyPair{keyA},
-			wantKind: oci.ErrBundleOnly,
-			wantIn:   []string{"Sigstore bundle", "--new-bundle-format=false", "--use-signing-config=false", "--tlog-upload=false"},
+			keys:    []*ocitest.KeyPair{keyA},
+			wantKey: "A",
 		},
 		{
-			scenario:  "an image signed only in the bundle format is refused with how to sign classically (referrers API)",
+			scenario:  "an image signed only in the bundle format with key A verifies with key A (referrers API)",
 			referrers: true,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
 				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
 				ocitest.AttachBundle(t, d, keyA)
 				return reg.Ref("agent:1.0.0"), d
 			},
+			keys:    []*ocitest.KeyPair{keyA},
+			wantKey: "A",
+		},
+		{
+			scenario: "an image signed only in the bundle format with key B is refused with key A as a mismatch",
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				ocitest.AttachBundle(t, d, keyB)
+				return reg.Ref("agent:1.0.0"), d
+			},
 			keys:     []*ocitest.KeyPair{keyA},
-			wantKind: oci.ErrBundleOnly,
-			wantIn:   []string{"--new-bundle-format=false"},
+			wantKind: oci.ErrNoMatchingSignature,
+			wantIn:   []string{"bundle referrer sha256:", "no configured key verifies it"},
 		},
 		{
 			scenario: "an image signed in both formats verifies through its classic signature",

@@ -217,46 +217,40 @@ func ReplaySignature(tb testing.TB, from, to name.Digest) {
 const CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
 
 // AttachBundle signs d with k in cosign v3's default format only, as
-// `cosign sign --key k d` (v3) uploads it: a Sigstore bundle v0.3 holding a
-// DSSE envelope over an in-toto statement naming d, pushed as an OCI
-// referrer of d (artifactType application/vnd.dev.sigstore.bundle.v0.3+json).
-// No "sha256-<hex>.sig" tag is written. The bundle carries no transparency
-// log or timestamp entries.
+// `cosign sign --key k --tlog-upload=false d` (v3) uploads it: a Sigstore
+// bundle v0.3 holding a DSSE envelope over an in-toto statement naming d,
+// pushed as an OCI referrer of d (artifactType
+// application/vnd.dev.sigstore.bundle.v0.3+json). No "sha256-<hex>.sig"
+// tag is written. The bundle carries no transparency log or timestamp
+// entries.
 func AttachBundle(tb testing.TB, d name.Digest, k *KeyPair) {
 	tb.Helper()
-	hexDigest := strings.TrimPrefix(d.DigestStr(), "sha256:")
-	statement, err := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": d.Context().Name(), "digest": map[string]string{"sha256": hexDigest}}},
-		"predicateType": CosignSignPredicateType,
-		"predicate":     map[string]any{},
-	})
-	if err != nil {
-		tb.Fatalf("ocitest: statement: %v", err)
-	}
-	const payloadType = "application/vnd.in-toto+json"
-	sig, err := k.signer.SignMessage(bytes.NewReader(pae(payloadType, statement)))
+	AttachBundleJSON(tb, d, KeyBundle(tb, d, k))
+}
+
+// KeyBundle is the bundle AttachBundle attaches, signing digest.
+func KeyBundle(tb testing.TB, digest name.Digest, k *KeyPair) []byte {
+	tb.Helper()
+	statement := Statement(tb, digest)
+	sig, err := k.signer.SignMessage(bytes.NewReader(pae(dssePayloadType, statement)))
 	if err != nil {
 		tb.Fatalf("ocitest: sign bundle: %v", err)
 	}
 	bundle, err := json.Marshal(map[string]any{
-		"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"mediaType": BundleMediaType,
 		"verificationMaterial": map[string]any{
 			"publicKey": map[string]string{"hint": "upkeep-test"},
 		},
 		"dsseEnvelope": map[string]any{
 			"payload":     base64.StdEncoding.EncodeToString(statement),
-			"payloadType": payloadType,
+			"payloadType": dssePayloadType,
 			"signatures":  []any{map[string]string{"sig": base64.StdEncoding.EncodeToString(sig)}},
 		},
 	})
 	if err != nil {
 		tb.Fatalf("ocitest: bundle: %v", err)
 	}
-	if err := ociremote.WriteAttestationNewBundleFormat(d, bundle, CosignSignPredicateType,
-		ociremote.WithRemoteOptions(remoteOptions()...)); err != nil {
-		tb.Fatalf("ocitest: write bundle referrer for %s: %v", d, err)
-	}
+	return bundle
 }
 
 // pae is DSSE's pre-authentication encoding, what a DSSE signature covers.
