@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"upkeep.dev/upkeep/installers"
+	"upkeep.dev/upkeep/reconcile/apply"
 	"upkeep.dev/upkeep/reconcile/health"
 )
 
@@ -40,6 +41,17 @@ func (t *hostTarget) Current(ctx context.Context) (string, error) {
 
 func (t *hostTarget) Install(ctx context.Context, version string) error {
 	return t.u.installer.Install(ctx, t.u.cfg.Package, version)
+}
+
+// Repair finishes a package-manager transaction an earlier run left
+// unfinished (apply.Repairer), when the installer can.
+func (t *hostTarget) Repair(ctx context.Context, keep string) (apply.Repair, error) {
+	r, ok := t.u.installer.(installers.Repairer)
+	if !ok {
+		return apply.Repair{Rule: apply.RepairNothing}, nil
+	}
+	rep, err := r.Repair(ctx, t.u.cfg.Package, keep)
+	return apply.Repair{Rule: rep.Rule, Message: rep.Message, Commands: rep.Commands}, err
 }
 
 func (t *hostTarget) Restart(ctx context.Context) error {
