@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"sort"
@@ -23,7 +24,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/health"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/spec"
 )
 
 // Config is the updater's configuration file (see examples/systemd/agent.yaml).
@@ -38,8 +42,9 @@ type Config struct {
 	Package   string `yaml:"package"`   // the agent's package name
 	Unit      string `yaml:"unit"`      // the agent's systemd unit
 	Installer string `yaml:"installer"` // auto | apt | dnf | yum | zypper
-	// Restart is how the agent picks up a new version: try-restart, restart,
-	// reload, or none when the package's own scripts restart it.
+	// Restart is how the agent picks up a new version: restart (the
+	// default, DefaultRestart), try-restart, reload, or none when the
+	// package's own scripts restart it.
 	Restart string `yaml:"restart"`
 	// Root runs the package manager against another root; tests only.
 	Root string `yaml:"root"`
@@ -99,8 +104,12 @@ const (
 	DefaultStateDir     = "/var/lib/upkeep-agent"
 	DefaultScheduleFile = "/etc/teleport-upgrade.d/schedule"
 	DefaultInterval     = 5 * time.Minute
-	DefaultJitter       = time.Minute
-	maxConfigBytes      = 1 << 20
+	// DefaultRestart starts the agent even when it was stopped: a first
+	// install needs that, and under try-restart a stopped agent would be
+	// judged unhealthy after every update and rolled back.
+	DefaultRestart = "restart"
+	DefaultJitter  = time.Minute
+	maxConfigBytes = 1 << 20
 )
 
 // LoadConfig reads and checks a configuration file. Every problem is named
@@ -241,7 +250,7 @@ func (c *Config) applyDefaults() {
 		c.Installer = "auto"
 	}
 	if c.Restart == "" {
-		c.Restart = "try-restart"
+		c.Restart = DefaultRestart
 	}
 	if c.Unit == "" {
 		c.Unit = c.Package + ".service"
@@ -267,6 +276,20 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Jitter == 0 {
 		c.Jitter = Duration(min(DefaultJitter, time.Duration(c.Interval)/2))
+	}
+	// The effective values, rather than 0 for "the default", so that the
+	// example's documented defaults can be checked against them.
+	if c.Health.Settle == 0 {
+		c.Health.Settle = Duration(health.DefaultSettlePeriod)
+	}
+	if h := c.Health.HTTP; h != nil && h.Status == 0 {
+		h.Status = http.StatusOK
+	}
+	if c.UpdateDuration == 0 {
+		c.UpdateDuration = Duration(spec.DefaultUpdateDuration)
+	}
+	if c.UnusableThreshold == 0 {
+		c.UnusableThreshold = reconcile.DefaultUnusableThreshold
 	}
 	if c.Health.Systemd == nil {
 		yes := true

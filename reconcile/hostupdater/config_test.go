@@ -1,6 +1,9 @@
 package hostupdater
 
 import (
+	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Unit != "teleport.service" || c.Installer != "auto" || c.Restart != "try-restart" ||
+	if c.Unit != "teleport.service" || c.Installer != "auto" || c.Restart != "restart" ||
 		c.Schedule.Source != "server" || c.StateDir != DefaultStateDir || time.Duration(c.Interval) != DefaultInterval ||
 		time.Duration(c.Jitter) != DefaultJitter || !*c.Health.Systemd || *c.Report || *c.Leases {
 		t.Errorf("defaults: %+v", c)
@@ -56,4 +59,64 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Schedule.Source != "file" || c.Schedule.File != DefaultScheduleFile || !*c.Report || !*c.Leases {
 		t.Errorf("without a group the agent's own file is the schedule and a token turns reports and leases on: %+v", c)
 	}
+}
+
+// exampleConfig is the commented example operators start from.
+const exampleConfig = "../../examples/systemd/agent.yaml"
+
+// TestExampleConfigDocumentsEveryFieldAndItsDefaults: the example parses,
+// names every field of Config, and each commented line marked "# the
+// default" holds the value the code uses when the field is left out.
+func TestExampleConfigDocumentsEveryFieldAndItsDefaults(t *testing.T) {
+	data, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asIs, err := ParseConfig(exampleConfig, data)
+	if err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	for _, field := range yamlFields(reflect.TypeOf(Config{}), "") {
+		leaf := field[strings.LastIndexByte(field, '.')+1:]
+		if !regexp.MustCompile(`(?m)^\s*(#\s*)?` + regexp.QuoteMeta(leaf) + `:`).Match(data) {
+			t.Errorf("the example does not document %s", field)
+		}
+	}
+	marked := regexp.MustCompile(`(?m)^(\s*)# ([A-Za-z]+): (\S.*?)\s+# the default.*$`)
+	if n := len(marked.FindAll(data, -1)); n < 8 {
+		t.Fatalf("only %d lines are marked as defaults; the check below would prove little", n)
+	}
+	explicit := marked.ReplaceAll(data, []byte("$1$2: $3"))
+	withDefaults, err := ParseConfig(exampleConfig+" (defaults written out)", explicit)
+	if err != nil {
+		t.Fatalf("the example with its documented defaults written out does not parse: %v\n%s", err, explicit)
+	}
+	if !reflect.DeepEqual(asIs, withDefaults) {
+		t.Errorf("a documented default is not the code's:\nleft out:    %+v\nwritten out: %+v", *asIs, *withDefaults)
+	}
+}
+
+// yamlFields lists the dotted YAML paths of t's fields.
+func yamlFields(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}) {
+			out = append(out, yamlFields(ft, prefix+name+".")...)
+			continue
+		}
+		out = append(out, prefix+name)
+	}
+	return out
 }

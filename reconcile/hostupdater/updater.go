@@ -164,9 +164,9 @@ type Pass struct {
 	// Unfinished is the journal of an update a crash cut short, which a
 	// real pass finishes first; set by a dry run only, which leaves it.
 	Unfinished *apply.Journal
-	Result    *apply.Result // the update this pass made, if any
-	Commands  [][]string    // what an update runs (dry run: would run)
-	Err       error         // what stopped the pass early, if anything
+	Result     *apply.Result // the update this pass made, if any
+	Commands   [][]string    // what an update runs (dry run: would run)
+	Err        error         // what stopped the pass early, if anything
 }
 
 // Once runs one pass. With dryRun it decides and lists the commands an update
