@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -31,6 +30,7 @@ type agentFlags struct {
 	config              string
 	once, dryRun        bool
 	logFormat, logLevel string
+	stopTimeout         time.Duration
 }
 
 func newAgentCmd() *cobra.Command {
@@ -56,6 +56,7 @@ commands an update would run, and changes nothing.`,
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and print, change nothing (implies --once)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().DurationVar(&f.stopTimeout, "stop-timeout", 280*time.Second, "after SIGTERM, how long a running package command is waited for before the updater exits leaving it running (keep it below the unit's TimeoutStopSec)")
 	cmd.AddCommand(newAgentStatusCmd(&f))
 	return cmd
 }
@@ -105,16 +106,26 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	// SIGTERM/SIGINT stop: no new step starts, a running package command is
+	// let finish and journaled. A second signal, or --stop-timeout after the
+	// first, aborts: the command is left running (never killed) and the
+	// process exits exitLeftRunning, after a last grace to write the journal.
+	ctx, stopper := apply.NotifyStop(cmd.Context(), f.stopTimeout, func() {
+		time.AfterFunc(abortGrace, func() { os.Exit(exitLeftRunning) })
+	}, syscall.SIGTERM, os.Interrupt)
+	defer stopper.Close()
+	ctx = installers.WithAbort(ctx, stopper.Abort())
 	if !f.once && !f.dryRun {
 		log.Info("upkeep agent started", "version", buildVersion(), "server", server.String(),
 			"channel", cfg.Channel, "package", cfg.Package, "installer", installer.Name())
 		u.Run(ctx)
-		return nil
+		return stopExit(stopper, nil)
 	}
 	p := u.Once(ctx, f.dryRun)
 	printPass(cmd.OutOrStdout(), p, f.dryRun, cfg.StateDir)
+	if err := stopExit(stopper, p); err != nil {
+		return err
+	}
 	if p.Err != nil {
 		return &exitCodeError{Code: 1}
 	}
@@ -122,6 +133,52 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return &exitCodeError{Code: 1}
 	}
 	return nil
+}
+
+// Exit statuses of a pass ended by a signal (documented in docs/sigterm.md).
+const (
+	exitStoppedTerm = 143 // SIGTERM: stopped between steps; nothing left running
+	exitStoppedInt  = 130 // SIGINT (^C): the same
+	exitLeftRunning = 75  // aborted while a package command ran: it was left running
+	abortGrace      = 10 * time.Second
+)
+
+// stopExit is the exit status for a pass (or loop) a signal ended; nil when
+// no signal came.
+func stopExit(s *apply.Stopper, p *hostupdater.Pass) error {
+	sig := s.Signal()
+	if sig == nil {
+		return nil
+	}
+	if s.Aborted() && leftRunning(p) {
+		return &exitCodeError{Code: exitLeftRunning, Err: fmt.Errorf("stopped by %v while the package manager ran: it was left running to finish on its own (never killed); the next pass waits for it, then finishes the update", sig)}
+	}
+	code := exitStoppedTerm
+	if sig == os.Interrupt {
+		code = exitStoppedInt
+	}
+	return &exitCodeError{Code: code, Err: fmt.Errorf("stopped by %v: the update's journal keeps its step and the next pass finishes it", sig)}
+}
+
+// leftRunning reports whether a pass left a package command running.
+func leftRunning(p *hostupdater.Pass) bool {
+	if p == nil {
+		return true // the loop: assume the worst, the message says what to expect
+	}
+	if errors.Is(p.Err, installers.ErrLeftRunning) {
+		return true
+	}
+	for _, r := range []*apply.Result{p.Recovered, p.Result} {
+		if r == nil {
+			continue
+		}
+		for _, st := range r.Steps {
+			if strings.Contains(st.Error, installers.ErrLeftRunning.Error()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
@@ -136,7 +193,7 @@ func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
 		}
 		return inst, nil
 	case "apt":
-		return apt.New(apt.Config{Root: cfg.Root}), nil
+		return apt.New(apt.Config{Root: cfg.Root, Package: cfg.Package}), nil
 	case "dnf", "yum":
 		return dnf.New(dnf.Config{Binary: cfg.Installer, Root: cfg.Root}), nil
 	case "zypper":
