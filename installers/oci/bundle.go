@@ -263,13 +263,15 @@ func classifyKeyless(err error, cert *x509.Certificate, sum certificate.Summary,
 		default:
 			return ErrWrongIdentity, "neither the certificate's subject nor its issuer is trusted; " + c.describe()
 		}
+	case strings.Contains(msg, "integrated time outside certificate validity"):
+		return ErrTlogOrTimestamp, "the certificate had expired (or was not yet valid) when the signature was logged, and no verified timestamp falls within its validity"
 	case strings.Contains(msg, "failed to verify log inclusion"):
 		return ErrTlogOrTimestamp, "the transparency log entry does not verify against " + c.rootName
 	case strings.Contains(msg, "failed to verify timestamps"):
 		return ErrTlogOrTimestamp, "no verified timestamp (a signed timestamp or a logged time) from " + c.rootName
 	case strings.Contains(msg, "failed to verify leaf certificate"):
 		if chainsToRoot(cert, c) {
-			return ErrTlogOrTimestamp, "the certificate was not valid at any verified timestamp: it had expired (or was not yet valid) when the signature was timestamped"
+			return ErrTlogOrTimestamp, "the certificate had expired (or was not yet valid) at every verified timestamp"
 		}
 		return ErrWrongIdentity, "the certificate was not issued by a certificate authority of " + c.rootName
 	case strings.Contains(msg, "failed to verify signature"):

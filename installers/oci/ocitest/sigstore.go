@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,7 +89,14 @@ func GenerateSigstore() (*Sigstore, error) {
 		URI: "https://fulcio.localhost",
 	}
 	logs := vs.RekorLogs()
-	for _, l := range logs {
+	for id, l := range logs {
+		// The test log's ID is its hex key ID as text; a trusted root
+		// holds the raw key ID, as the log entries do.
+		raw, err := hex.DecodeString(id)
+		if err != nil {
+			return nil, fmt.Errorf("log ID %q: %w", id, err)
+		}
+		l.ID = raw
 		l.BaseURL = "https://" + rekorOrigin
 		l.ValidityPeriodStart = now.Add(-24 * time.Hour)
 		l.ValidityPeriodEnd = time.Time{}
@@ -281,7 +289,8 @@ func Bundles(tb testing.TB, d name.Digest) [][]byte {
 	}
 	var out [][]byte
 	for _, desc := range m.Manifests {
-		if !strings.HasPrefix(desc.ArtifactType, "application/vnd.dev.sigstore.bundle") {
+		_, annotated := desc.Annotations["dev.sigstore.bundle.content"]
+		if !strings.HasPrefix(desc.ArtifactType, "application/vnd.dev.sigstore.bundle") && !annotated {
 			continue
 		}
 		out = append(out, readBundleLayer(tb, d.Context().Digest(desc.Digest.String())))
@@ -309,4 +318,22 @@ func readBundleLayer(tb testing.TB, ref name.Digest) []byte {
 		tb.Fatalf("ocitest: read %s: %v", ref, err)
 	}
 	return b
+}
+
+// IndexManifests lists the platform manifests of image index d.
+func IndexManifests(tb testing.TB, d name.Digest) []name.Digest {
+	tb.Helper()
+	idx, err := remote.Index(d, remoteOptions()...)
+	if err != nil {
+		tb.Fatalf("ocitest: read index %s: %v", d, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		tb.Fatalf("ocitest: %v", err)
+	}
+	var out []name.Digest
+	for _, desc := range m.Manifests {
+		out = append(out, d.Context().Digest(desc.Digest.String()))
+	}
+	return out
 }
