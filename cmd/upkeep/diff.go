@@ -1,19 +1,27 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"upkeep.dev/upkeep/reconcile/diff"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/sources"
+	"upkeep.dev/upkeep/sources/fleetclient"
 	"upkeep.dev/upkeep/spec"
 )
 
 type diffFlags struct {
 	repo, base, head, output string
+	// srv is --server and its token: with them the report adds the agents
+	// merging moves, from the server's fleet store.
+	srv serverFlags
 }
 
 func newDiffCmd() *cobra.Command { return newDiffCmdAt(time.Now) }
@@ -23,7 +31,7 @@ func newDiffCmd() *cobra.Command { return newDiffCmdAt(time.Now) }
 func newDiffCmdAt(now func() time.Time) *cobra.Command {
 	var f diffFlags
 	cmd := &cobra.Command{
-		Use:   "diff [--repo DIR] [--base REV] [--head REV] [--output text|markdown|json]",
+		Use:   "diff [--repo DIR] [--base REV] [--head REV] [--output text|markdown|json] [--server URL --token-file FILE]",
 		Short: "Preview what merging a fleet pull request would change",
 		Long: `diff compares two revisions of a fleet repository and says what merging
 head would change: channel versions (upgrade, downgrade, major jump,
@@ -34,10 +42,18 @@ bounds and the channels they make invalid, and every error head has.
 By default it compares the commit HEAD (base) with the work tree as it is
 (head); in a pull-request check, pass --base with the target branch or the
 merge base. The exit code is 1 when head is invalid (it would never be
-served), 2 on a usage error, 0 otherwise.`,
+served), 2 on a usage error, 0 otherwise.
+
+With --server (and --token-file, a bearer token of the server's
+--report-token-file), the report starts with what merging does to the
+fleet ("merging this moves 1,240 agents in 3 groups, first window Tue 02:00
+Europe/Berlin") and adds, per changed channel, the agents of each affected
+group by current version (from the server's fleet store), the order of the
+rollout stages, and each group's first usable window after the merge, in
+the group's timezone. Without --server it reads nothing but the repository.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDiff(cmd.OutOrStdout(), f, now())
+			return runDiff(cmd.Context(), cmd.OutOrStdout(), f, now())
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -46,10 +62,12 @@ served), 2 on a usage error, 0 otherwise.`,
 	fl.StringVar(&f.base, "base", "HEAD", "base revision (a commit, branch or tag, e.g. origin/main)")
 	fl.StringVar(&f.head, "head", "", "head revision (default: the work tree as it is, uncommitted edits included)")
 	fl.StringVar(&f.output, "output", "text", "output format: text, markdown (for a pull-request comment) or json")
+	// No $UPKEEP_SERVER default: diff reads a server only when asked to.
+	f.srv.add(fl, "")
 	return cmd
 }
 
-func runDiff(out io.Writer, f diffFlags, now time.Time) error {
+func runDiff(ctx context.Context, out io.Writer, f diffFlags, now time.Time) error {
 	render, ok := map[string]func(io.Writer, *diff.Report) error{
 		"text":     diff.Text,
 		"markdown": diff.Markdown,
@@ -60,6 +78,14 @@ func runDiff(out io.Writer, f diffFlags, now time.Time) error {
 	}
 	if f.base == "" {
 		return usageError{fmt.Errorf("--base is empty: give a revision such as HEAD or origin/main")}
+	}
+	var client *fleetclient.Client
+	if f.srv.server != "" {
+		c, err := f.srv.client()
+		if err != nil {
+			return err
+		}
+		client = c
 	}
 
 	baseRev, err := sources.ReadRevision(f.repo, f.base)
@@ -87,6 +113,13 @@ func runDiff(out io.Writer, f diffFlags, now time.Time) error {
 	report.Base = revisionName(f.base, baseRev.ID)
 	report.Head = headName
 	report.BaseErrors = baseErrs
+	if client != nil {
+		fc, err := fleetCounts(orBackground(ctx), client, report, headState, now)
+		if err != nil {
+			return fmt.Errorf("--server: reading the fleet: %w", err)
+		}
+		diff.AddFleet(report, baseState, headState, fc, now)
+	}
 
 	if err := render(out, report); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
@@ -101,6 +134,41 @@ func runDiff(out io.Writer, f diffFlags, now time.Time) error {
 			headName, len(headErrs), noun)}
 	}
 	return nil
+}
+
+// fleetCounts reads, for the groups and channels merging affects, the
+// agents' counts by version: one page of one agent per group (its counts
+// cover the whole group), and every agent without a group.
+func fleetCounts(ctx context.Context, c *fleetclient.Client, r *diff.Report, head *spec.State, now time.Time) (diff.FleetCounts, error) {
+	fc := diff.FleetCounts{Server: c.String(), Time: now, Groups: map[string]diff.Versions{}, Ungrouped: map[string]diff.Versions{}}
+	groups, channels := diff.AffectedGroups(r, head)
+	for _, g := range groups {
+		p, err := c.FleetPage(ctx, g, "", 1)
+		if err != nil {
+			return fc, err
+		}
+		fc.Groups[g], fc.Time = p.Counts.ByVersion, p.Time
+	}
+	if len(channels) == 0 {
+		return fc, nil
+	}
+	ungrouped, err := c.Fleet(ctx, report.NoGroup)
+	if err != nil {
+		return fc, err
+	}
+	fc.Time = ungrouped.Time
+	for _, a := range ungrouped.Agents {
+		if !slices.Contains(channels, a.Channel) {
+			continue
+		}
+		vs := fc.Ungrouped[a.Channel]
+		if vs == nil {
+			vs = diff.Versions{}
+			fc.Ungrouped[a.Channel] = vs
+		}
+		vs[cmp.Or(a.CurrentVersion, report.UnknownVersion)]++
+	}
+	return fc, nil
 }
 
 // revisionName is "origin/main (1a2b3c4d5e6f)", or just the revision when

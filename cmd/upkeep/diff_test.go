@@ -85,7 +85,9 @@ func gitRun(t *testing.T, dir string, args ...string) string {
 	cmd.Env = append(os.Environ(),
 		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
 		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		// Fixed dates give the same commit ids every run, for the goldens.
+		"GIT_AUTHOR_DATE=2026-11-23T12:00:00Z", "GIT_COMMITTER_DATE=2026-11-23T12:00:00Z")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -248,6 +250,95 @@ func TestDiffCommand(t *testing.T) {
 
 	t.Run("an unknown base revision exits 1 naming it", func(t *testing.T) {
 		_, code := runDiffCmd(t, "--repo", repo, "--base", "no-such-branch")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	})
+}
+
+// fleetDiffRepo is a Git repository whose HEAD is fleetRepoFiles with
+// stable/cloud at 17.3.0 (what the server serves), and whose work tree
+// raises it to 17.4.0, rolled out in stages.
+func fleetDiffRepo(t *testing.T) (dir string, base map[string]string) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	base = map[string]string{}
+	for name, content := range fleetRepoFiles {
+		base[name] = content
+	}
+	base["channels/stable.yaml"] = strings.Replace(fleetRepoFiles["channels/stable.yaml"], "version: 17.4.0", "version: 17.3.0", 1)
+	dir = t.TempDir()
+	gitRun(t, dir, "init", "-q", "-b", "main")
+	for name, content := range base {
+		writeFile(t, dir, name, content)
+	}
+	gitRun(t, dir, "add", "-A")
+	gitRun(t, dir, "commit", "-q", "-m", "fleet: 17.3.0")
+	writeFile(t, dir, "channels/stable.yaml", fleetRepoFiles["channels/stable.yaml"])
+	return dir, base
+}
+
+func TestDiffWithServer(t *testing.T) {
+	repo, base := fleetDiffRepo(t)
+	s := startFleetServer(t, base)
+	s.seed(t, append(fleetAgents, agent{"k-1", "", "stable/cloud", "17.3.0", "healthy", 0}))
+	auth := []string{"--server", s.URL, "--token-file", s.TokenFile}
+
+	for _, format := range []struct{ output, golden string }{
+		{"text", "diff-server.txt"},
+		{"markdown", "diff-server.md"},
+		{"json", "diff-server.json"},
+	} {
+		t.Run("the "+format.output+" report starts with the agents merging moves and lists them by stage", func(t *testing.T) {
+			out, code := runDiffCmd(t, append([]string{"--repo", repo, "--output", format.output}, auth...)...)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			golden(t, format.golden, s.stable(out))
+		})
+	}
+
+	t.Run("the summary counts each moving agent once and names the earliest window in its group's zone", func(t *testing.T) {
+		out, _ := runDiffCmd(t, append([]string{"--repo", repo}, auth...)...)
+		lines := strings.Split(out, "\n")
+		// Moving: c-2 (17.2.0), e-1..e-3, a-1 and the ungrouped k-1; c-1
+		// runs 17.4.0 already. eu-prod's window opens first, but its stage
+		// waits for the canary stage's group.
+		const want = "Merging this moves 6 agents in 3 groups, first window Tue 01:00 America/New_York"
+		if len(lines) < 2 || lines[1] != want {
+			t.Errorf("second line is not %q:\n%s", want, out)
+		}
+		for _, w := range []string{
+			"stage 1 (1 canary, bake 2h):",
+			"us-east-canary: 2 agents (17.2.0 ×1, 17.4.0 ×1), 1 moves; first usable window Tue 01:00 America/New_York: Tue 2026-11-24 01:00–04:00 EST",
+			"eu-prod: 3 agents (17.3.0 ×3), 3 move; first usable window Tue 02:00 Europe/Berlin: Tue 2026-11-24 02:00–06:00 CET (01:00–05:00 UTC); moves only after the earlier stages",
+			"stage 3 (implicit: the channel's other groups):",
+			"without a group: 1 agent (17.3.0 ×1), 1 moves",
+		} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+	})
+
+	t.Run("without --server the report is the same as before, with no fleet part", func(t *testing.T) {
+		out, code := runDiffCmd(t, "--repo", repo, "--output", "json")
+		if code != 0 || strings.Contains(out, `"fleet"`) {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+		with, _ := runDiffCmd(t, append([]string{"--repo", repo}, auth...)...)
+		without, _ := runDiffCmd(t, "--repo", repo)
+		if !strings.HasPrefix(without, "upkeep diff: HEAD (") || strings.Contains(without, "Agents (from") || !strings.Contains(with, strings.SplitN(without, "\n", 2)[0]) {
+			t.Errorf("without --server:\n%s\nwith:\n%s", without, with)
+		}
+	})
+
+	t.Run("a server that refuses the token fails the diff naming --server", func(t *testing.T) {
+		wrong := filepath.Join(t.TempDir(), "token")
+		writeFile(t, filepath.Dir(wrong), "token", "ffffffffffffffffffffffffffffffff\n")
+		_, code := runDiffCmd(t, "--repo", repo, "--server", s.URL, "--token-file", wrong)
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}

@@ -71,6 +71,9 @@ type Report struct {
 	// when head is invalid: the version server would not serve it.
 	Updaters   []UpdaterPreview `json:"updaters"`
 	HeadErrors spec.Errors      `json:"headErrors"`
+	// Fleet is what merging would do to the agents a version server's
+	// fleet store knows (AddFleet); nil without one (diff without --server).
+	Fleet *FleetImpact `json:"fleet,omitempty"`
 }
 
 // Summary counts what changed.
@@ -112,6 +115,8 @@ type ChannelSide struct {
 	// offers none or its control plane is missing.
 	Version  string `json:"version"`
 	Critical bool   `json:"critical"`
+	// Default: the channel answers as Teleport's "default" channel.
+	Default bool `json:"default,omitempty"`
 	// Rollout describes the channel's stages for people (see
 	// describeRollout); "" when its version reaches every agent at once.
 	Rollout string `json:"rollout,omitempty"`
@@ -294,6 +299,7 @@ func channelSide(st *spec.State, c *spec.Channel) *ChannelSide {
 		Pinned:       c.Version,
 		Version:      st.ResolvedVersion(c),
 		Critical:     c.Critical,
+		Default:      st.DefaultChannel() == c,
 		Rollout:      describeRollout(c.Rollout),
 	}
 }

@@ -28,6 +28,10 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
 	p("### upkeep diff: %s", md(sidesTitle(r)))
 	p("")
+	if r.Fleet != nil {
+		p("**%s.**", md(capitalize(r.Fleet.Summary)))
+		p("")
+	}
 	if r.Summary.HeadErrors > 0 {
 		p(":x: **%s**", md(r.Summary.Text))
 	} else {
@@ -145,6 +149,10 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 			}
 			p("| %s | %s | %s | %s | %s |", code(d.Name), d.Change, strings.Join(what, "<br>"), before, after)
 		}
+	}
+
+	if r.Fleet != nil {
+		writeMarkdownFleet(b, r.Fleet)
 	}
 
 	if len(r.Updaters) > 0 {
@@ -273,4 +281,30 @@ func truncateMarkdown(doc []byte, limit int) []byte {
 		out = append(out, open+"\n"...)
 	}
 	return append(out, note...)
+}
+
+// writeMarkdownFleet writes the agents merging moves: a table per channel,
+// its rows in rollout-stage order.
+func writeMarkdownFleet(b *bytes.Buffer, f *FleetImpact) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
+	p("")
+	p("#### Agents")
+	p("")
+	p("From %s at %s.", code(f.Server), md(f.Time.Format("2006-01-02 15:04 MST")))
+	for _, c := range f.Channels {
+		p("")
+		p("%s", strings.Replace(md(channelLine("\x00", c)), "\x00", "**"+code(c.Name)+"**", 1)+".")
+		p("")
+		p("| Stage | Group | Agents | By version | Move | First usable window |")
+		p("|---|---|---|---|---|---|")
+		for _, s := range c.Stages {
+			for _, g := range s.Groups {
+				p("| %s | %s | %s | %s | %s | %s |", md(stageTitle(c, s)), code(g.Name), thousands(g.Agents), md(versionCounts(g.ByVersion)),
+					thousands(g.Moving), md(whenText(g)))
+			}
+		}
+		if u := c.Other; u != nil {
+			p("| | _no group_ | %s | %s | %s | their own schedules |", thousands(u.Agents), md(versionCounts(u.ByVersion)), thousands(u.Moving))
+		}
+	}
 }

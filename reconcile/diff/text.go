@@ -18,6 +18,9 @@ func Text(w io.Writer, r *Report) error {
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format+"\n", a...) }
 
 	p("upkeep diff: %s", sidesTitle(r))
+	if r.Fleet != nil {
+		p("%s", capitalize(r.Fleet.Summary))
+	}
 	p("%s", r.Summary.Text)
 	if len(r.BaseErrors) > 0 {
 		p("note: base is itself invalid (%s); compared anyway", plural(len(r.BaseErrors), "error"))
@@ -55,6 +58,9 @@ func Text(w io.Writer, r *Report) error {
 				if d.Head.Rollout != "" {
 					p("      rollout: %s", d.Head.Rollout)
 				}
+				if d.Head.Default {
+					p("      answers as Teleport's default channel")
+				}
 			case Removed:
 				p("  - %s: was %s, %s, critical %s", d.Name, versionOf(d.Base), modeOf(d.Base), yesNo(d.Base.Critical))
 			case Unchanged:
@@ -71,6 +77,9 @@ func Text(w io.Writer, r *Report) error {
 				}
 				if d.CriticalToggled {
 					p("      critical: %s", arrow(yesNo(d.Base.Critical), yesNo(d.Head.Critical)))
+				}
+				if d.Base.Default != d.Head.Default {
+					p("      Teleport's default channel: %s", arrow(yesNo(d.Base.Default), yesNo(d.Head.Default)))
 				}
 				if d.RolloutChanged {
 					p("      rollout: %s", arrow(orNone(d.Base.Rollout), orNone(d.Head.Rollout)))
@@ -110,6 +119,10 @@ func Text(w io.Writer, r *Report) error {
 				}
 			}
 		}
+	}
+
+	if r.Fleet != nil {
+		writeTextFleet(bw, r.Fleet)
 	}
 
 	if len(r.Updaters) > 0 {
@@ -204,4 +217,26 @@ func showsSchedule(d GroupDiff) bool {
 		return true
 	}
 	return slices.ContainsFunc(d.Fields, func(f string) bool { return slices.Contains(scheduleFields, f) })
+}
+
+// writeTextFleet writes the agents merging moves, per channel and stage.
+func writeTextFleet(w io.Writer, f *FleetImpact) {
+	fmt.Fprintf(w, "\nAgents (from %s at %s):\n", f.Server, f.Time.Format("2006-01-02 15:04 MST"))
+	if len(f.Channels) == 0 {
+		fmt.Fprintf(w, "  %s\n", f.Summary)
+	}
+	for _, c := range f.Channels {
+		fmt.Fprintf(w, "  %s\n", channelLine(c.Name, c))
+		for _, s := range c.Stages {
+			fmt.Fprintf(w, "    %s:\n", stageTitle(c, s))
+			for _, g := range s.Groups {
+				fmt.Fprintf(w, "      %s: %s (%s), %s; first usable window %s\n", g.Name, countOf(g.Agents, "agent"),
+					versionCounts(g.ByVersion), moves(g.Moving), whenText(g))
+			}
+		}
+		if u := c.Other; u != nil {
+			fmt.Fprintf(w, "    without a group: %s (%s), %s on their own schedules\n", countOf(u.Agents, "agent"),
+				versionCounts(u.ByVersion), moves(u.Moving))
+		}
+	}
 }
