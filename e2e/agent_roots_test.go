@@ -472,7 +472,7 @@ func agentScenarios(t *testing.T, h agentHost, fleet *fleetServer) {
 		fleet.set(t, "1.0.0", false, false)
 		expect(t, "")
 		r := runAgent(t, config)
-		if !strings.HasPrefix(r.decision(), "Update (Unhealthy") || r.code != 0 {
+		if !strings.HasPrefix(r.decision(), "Update (FirstInstall") || r.code != 0 {
 			t.Fatalf("decision %q, exit %d; want an update because nothing runs", r.decision(), r.code)
 		}
 		expect(t, "1.0.0")

@@ -46,7 +46,17 @@ rolls back by itself when the new version is unhealthy.
 
 Without --once it loops every interval ± jitter; with --once it makes one pass
 (for a systemd timer). --dry-run prints the decision, its reason and the exact
-commands an update would run, and changes nothing.`,
+commands an update would run, and changes nothing: no lock, no recovery of an
+unfinished update (it is only named), no package metadata refresh, nothing
+written to the state directory, no lease, no report.
+
+Exit status of --once and --dry-run (docs/agent.md):
+  0  the pass decided: nothing to do, wait, keep (also when the server could
+     not be reached: the reason says so), or an update that ended healthy
+  1  the pass failed (lock held, state or journal unreadable, metadata
+     refresh or version lookup failed), or an update it made or finished
+     after a crash did not end Updated (rolled back, failed, interrupted)
+  2  usage or configuration error (flags, the config file, the server URL)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
 	}
@@ -129,8 +139,10 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if p.Err != nil {
 		return &exitCodeError{Code: 1}
 	}
-	if p.Result != nil && p.Result.Outcome != apply.Updated {
-		return &exitCodeError{Code: 1}
+	for _, r := range []*apply.Result{p.Recovered, p.Result} {
+		if r != nil && r.Outcome != apply.Updated {
+			return &exitCodeError{Code: 1} // the update (or the one recovered) did not end healthy
+		}
 	}
 	return nil
 }
