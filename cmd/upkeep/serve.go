@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/rollout"
 	"upkeep.dev/upkeep/reconcile/server"
+	"upkeep.dev/upkeep/reconcile/webui"
 	"upkeep.dev/upkeep/sources"
 	"upkeep.dev/upkeep/sources/netpolicy"
 )
@@ -40,6 +42,7 @@ type serveFlags struct {
 	staleAfter                    time.Duration
 	history                       int
 	allowPlainHTTP                bool
+	ui, uiOperate                 bool
 	logFormat, logLevel           string
 }
 
@@ -73,6 +76,8 @@ failure shows in /status, the metrics and the log.`,
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where the default SQLite fleet store lives")
 	fl.DurationVar(&f.staleAfter, "stale-after", report.DefaultStaleAfter, "an agent not heard from for this long is shown stale (kept, never deleted)")
 	fl.IntVar(&f.history, "history", fleet.DefaultHistoryPerAgent, "how many past reports the store keeps per agent")
+	fl.BoolVar(&f.ui, "ui", true, "serve the fleet page at /ui/ (needs --report-token-file: it signs in with those tokens)")
+	fl.BoolVar(&f.uiOperate, "ui-operate", false, "show halt and resume buttons on the fleet page's rollouts (the same step as POST /v1/rollouts/<channel>/halt|resume); read-only without")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -106,6 +111,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if reportTokens, err = report.LoadTokens(f.reportTokenFile); err != nil {
 			return fmt.Errorf("--report-token-file: %w", err)
 		}
+	}
+	if f.uiOperate && (!f.ui || reportTokens == nil) {
+		return usageError{errors.New("--ui-operate needs the fleet page: --ui and --report-token-file")}
 	}
 	if f.staleAfter < time.Minute {
 		return usageError{fmt.Errorf("--stale-after %s is too short: updaters report every pass, minutes apart; use 1m or more", f.staleAfter)}
@@ -147,7 +155,16 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	handler := server.New(rec, server.Options{WebhookSecret: secret, Registerer: reg, Logger: log, ReportTokens: reportTokens,
 		Store: store, Answers: cache.Answers})
-	srv := server.NewHTTPServer(f.listen, handler)
+	root := handler
+	if f.ui && reportTokens != nil {
+		page, err := webui.New(webui.Options{Backend: rec, Store: store, Tokens: reportTokens, Answers: cache.Answers,
+			Operate: f.uiOperate, API: handler, SecureCookie: f.tlsCert != "" || !isLoopback(f.listen), Logger: log})
+		if err != nil {
+			return err
+		}
+		root = withPage(page, handler)
+	}
+	srv := server.NewHTTPServer(f.listen, root)
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -167,6 +184,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	log.Info("upkeep serve started", "version", buildVersion(), "source", src.String(),
 		"url", scheme+"://"+ln.Addr().String(), "interval", f.interval, "webhook", secret != nil, "reports", reportTokens != nil,
+		"ui", f.ui && reportTokens != nil, "uiOperate", f.uiOperate,
 		"store", store.URL(), "storeEngine", store.Engine(), "holder", engine.Holder())
 
 	// The sync loop, the rollout engine (every replica runs it; only the
@@ -208,6 +226,18 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// withPage sends /ui and /ui/… to the fleet page, the rest to the
+// version server; no channel route starts with /ui.
+func withPage(page, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/ui" || strings.HasPrefix(p, webui.Prefix) {
+			page.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 func newSource(f serveFlags) (reconcile.Source, error) {

@@ -245,7 +245,7 @@ func (h *handler) operate(w http.ResponseWriter, r *http.Request, channel string
 	}
 	note := report.CleanText(strings.TrimSpace(body.Note), report.MaxMessageLength/2)
 	token, _ := report.BearerToken(r.Header.Get("Authorization"))
-	who := tokenName(token)
+	who := TokenName(token)
 	ctx, cancel := rp.ctx(r)
 	defer cancel()
 	saved, t, err := rollout.Operate(ctx, rp.store, channel, step, who, note, rp.now())
@@ -267,10 +267,10 @@ func (h *handler) operate(w http.ResponseWriter, r *http.Request, channel string
 	}{saved, t})
 }
 
-// tokenName names a token in the store's records without revealing it:
+// TokenName names a token in the store's records without revealing it:
 // "token-" and 8 hex digits of its SHA-256 (`printf %s "$TOKEN" |
 // sha256sum | cut -c1-8` finds which).
-func tokenName(token string) string {
+func TokenName(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return "token-" + hex.EncodeToString(sum[:4])
 }
