@@ -54,6 +54,8 @@ type ChannelView struct {
 	Version  string
 	Critical bool
 	Follow   bool // follows its control plane rather than pinning a version
+	// Default: the channel answers as Teleport's "default" (spec.State.DefaultChannel).
+	Default bool
 	// Withheld says why a version the channel resolves to is not offered
 	// (the last check before serving failed); "" normally.
 	Withheld string
@@ -174,6 +176,7 @@ func resolveChannel(st *spec.State, c *spec.Channel) *ChannelView {
 		ControlPlane: c.ControlPlane,
 		Critical:     c.Critical,
 		Follow:       c.Follow == spec.FollowControlPlane,
+		Default:      st.DefaultChannel() == c,
 	}
 	if cp != nil {
 		v.ControlPlaneVersion = strings.TrimPrefix(cp.Version, "v")
@@ -271,6 +274,7 @@ type channelDoc struct {
 	Version      string          `json:"version"`
 	Critical     bool            `json:"critical"`
 	Follow       bool            `json:"follow"`
+	Default      bool            `json:"default,omitempty"` // answers as Teleport's "default" channel
 	ControlPlane controlPlaneDoc `json:"controlPlane"`
 	Withheld     string          `json:"withheld,omitempty"`
 	Revision     string          `json:"revision,omitempty"` // in the detail document only
@@ -296,6 +300,7 @@ func (v *ChannelView) doc() channelDoc {
 		Version:      version,
 		Critical:     v.Critical,
 		Follow:       v.Follow,
+		Default:      v.Default,
 		ControlPlane: controlPlaneDoc{Name: v.ControlPlane, Version: v.ControlPlaneVersion},
 		Withheld:     v.Withheld,
 	}

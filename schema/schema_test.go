@@ -156,7 +156,7 @@ func TestCheckReportsViolations(t *testing.T) {
 			scenario: "a key that is not a plain word is quoted in the path",
 			kind:     "Channel",
 			src:      "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: x}\nspec: {controlPlane: cloud, version: '1.0.0', \"a b\": 1}\n",
-			want:     []Violation{{Path: `spec["a b"]`, Line: 4, Col: 47, Msg: "unknown field; allowed here: controlPlane, version, follow, critical, rollout"}},
+			want:     []Violation{{Path: `spec["a b"]`, Line: 4, Col: 47, Msg: "unknown field; allowed here: controlPlane, version, follow, critical, default, rollout"}},
 		},
 	}
 	for _, tt := range tests {

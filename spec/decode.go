@@ -49,6 +49,7 @@ func (ck *checker) channel(d *document) {
 	ch := &Channel{Name: name, Pos: d.at("metadata.name")}
 	ch.ControlPlane, _ = d.str("spec.controlPlane")
 	ch.Critical, _ = d.boolean("spec.critical")
+	ch.Default, _ = d.boolean("spec.default")
 	ok := true
 	if strings.HasPrefix(name, GroupChannelPrefix) {
 		ok = ck.fail(d, "metadata.name", fmt.Sprintf(

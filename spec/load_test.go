@@ -77,7 +77,7 @@ spec:
   version: 17.0.0
   pinned: true
 `},
-			want: []string{`c.yaml:8:3: spec.pinned: unknown field; allowed here: controlPlane, version, follow, critical, rollout`},
+			want: []string{`c.yaml:8:3: spec.pinned: unknown field; allowed here: controlPlane, version, follow, critical, default, rollout`},
 		},
 		{
 			scenario: "a wrong apiVersion points at its value",
@@ -650,7 +650,7 @@ spec:
   channel: edge
   timezone: UTC
 `},
-			want: []string{`c.yaml:8:3: spec.typo: unknown field; allowed here: controlPlane, version, follow, critical, rollout`},
+			want: []string{`c.yaml:8:3: spec.typo: unknown field; allowed here: controlPlane, version, follow, critical, default, rollout`},
 		},
 		{
 			scenario: "errors of two documents of one kind do not hide each other",
@@ -671,7 +671,7 @@ spec:
   version: 17.0.0
 `},
 			want: []string{
-				`c.yaml:8:3: spec.extra: unknown field; allowed here: controlPlane, version, follow, critical, rollout`,
+				`c.yaml:8:3: spec.extra: unknown field; allowed here: controlPlane, version, follow, critical, default, rollout`,
 				`c.yaml:14:1: spec.controlPlane: required field is missing`,
 			},
 		},

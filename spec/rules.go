@@ -66,6 +66,7 @@ var crossChecks = []struct {
 	{"GroupChannelExists", (*loader).checkGroupRefs},
 	{"ChannelVersionAdmitted", (*loader).checkVersionBounds},
 	{"RolloutGroupsFollowChannel", (*loader).checkRolloutGroups},
+	{"OneDefaultChannel", (*loader).checkDefaultChannel},
 }
 
 func (l *loader) crossCheck() {
@@ -133,6 +134,33 @@ func (l *loader) checkVersionBounds(st *State) {
 		if err := cp.Admits(version); err != nil {
 			l.fail(l.docs[ch], path, err.Error())
 		}
+	}
+}
+
+// checkDefaultChannel: at most one channel answers as Teleport's
+// "default", so an install script never gets a version by accident. A
+// channel named "default" is the default; marking another one too is
+// ambiguous and refused.
+func (l *loader) checkDefaultChannel(*State) {
+	var marked []*Channel
+	var named *Channel
+	for _, ch := range l.channels {
+		if ch.Default {
+			marked = append(marked, ch)
+		}
+		if ch.Name == DefaultChannelName {
+			named = ch
+		}
+	}
+	for _, ch := range marked[min(1, len(marked)):] {
+		l.fail(l.docs[ch], "spec.default", fmt.Sprintf(
+			"channel %q is already marked default at %s; only one channel may answer as Teleport's %q channel: remove spec.default from one of them",
+			marked[0].Name, l.docs[marked[0]].at("spec.default"), DefaultChannelName))
+	}
+	if named != nil && len(marked) > 0 && marked[0] != named {
+		l.fail(l.docs[marked[0]], "spec.default", fmt.Sprintf(
+			"the channel named %q (%s) already answers as Teleport's default channel; remove spec.default here, or rename that channel",
+			DefaultChannelName, l.docs[named].at("metadata.name")))
 	}
 }
 

@@ -90,6 +90,11 @@ type Channel struct {
 	Version      string // pinned version, without a leading "v"; "" when following
 	Follow       string // FollowControlPlane, or ""
 	Critical     bool
+	// Default: the channel answers as Teleport's "default" channel, the
+	// one Teleport's proxy always has and its install scripts ask for. At
+	// most one channel is the default; a channel named "default" is it
+	// without the field (State.DefaultChannel).
+	Default bool
 	// Rollout is how a new version reaches the channel's groups; nil
 	// serves it to every agent at once. A channel whose version is "none"
 	// may keep its rollout, which then does not apply: pausing stops every
@@ -165,6 +170,26 @@ func (q Quantity) String() string {
 
 // IsZero says q is the count 0 (unset).
 func (q Quantity) IsZero() bool { return !q.IsPercent && q.Count == 0 }
+
+// DefaultChannelName is the channel Teleport's proxy always serves and its
+// install scripts ask for.
+const DefaultChannelName = "default"
+
+// DefaultChannel returns the channel that answers as Teleport's "default":
+// the one marked spec.default, else one named "default", else nil (the
+// loader refuses a repository where these disagree).
+func (s *State) DefaultChannel() *Channel {
+	var named *Channel
+	for _, c := range s.Channels {
+		if c.Default {
+			return c
+		}
+		if c.Name == DefaultChannelName {
+			named = c
+		}
+	}
+	return named
+}
 
 // GroupChannelPrefix starts the group-scoped channel name that Teleport's
 // own updaters use to ask for a group's version ("group/eu-prod");

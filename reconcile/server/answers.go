@@ -76,7 +76,7 @@ func rolloutsLoading(w http.ResponseWriter) int {
 func buildRoll(t *tables, src *rollout.Answers) *rollTable {
 	rt := &rollTable{t: t, src: src, byChannel: map[string]*rollEntry{}}
 	for name, e := range t.channels {
-		if !e.rollout {
+		if !e.rollout || name != e.view.Name { // the "default" alias shares its channel's entry
 			continue
 		}
 		a := src.Channel(name)

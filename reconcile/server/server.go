@@ -349,6 +349,12 @@ func (h *handler) unknownChannel(w http.ResponseWriter, r *http.Request, name st
 	if !validName(name, true) {
 		return badRequest(w, fmt.Sprintf("%q is not a channel name: lowercase letters, digits, '.' and '-' in segments joined by '/'", name))
 	}
+	if name == spec.DefaultChannelName {
+		// Guessing a channel could hand an install script a version of
+		// the wrong control plane; Teleport's updaters treat 404 as an
+		// error, not as a version.
+		return notFound(w, `no channel answers as Teleport's "default" channel: mark one Channel with spec.default: true (or name one "default")`)
+	}
 	return notFound(w, fmt.Sprintf("unknown channel %q", name))
 }
 

@@ -77,6 +77,13 @@ func buildTables(s *reconcile.Snapshot) *tables {
 		}
 		t.anyRollout = t.anyRollout || t.channels[c.Name].rollout
 	}
+	// Teleport's "default" channel answers as the channel the fleet
+	// declares (spec.default), on every route that takes a channel name.
+	if s.State != nil {
+		if dc := s.State.DefaultChannel(); dc != nil && t.channels[dc.Name] != nil {
+			t.channels[spec.DefaultChannelName] = t.channels[dc.Name]
+		}
+	}
 	for _, g := range s.Groups() {
 		name := etagSafe(g.Name)
 		t.groups[g.Name] = &groupEntry{
