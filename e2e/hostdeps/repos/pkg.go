@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // File is one file a package installs.
@@ -30,7 +31,18 @@ type Package struct {
 	Arch    string // Debian or rpm spelling; "" = the host's architecture
 	Summary string
 	Files   []File
+	// PostInstallSleep, when not 0, gives the package a post-install script
+	// that creates PostInstallMarker(Version) inside the root it is
+	// installed to, then sleeps this long: a slow transaction, so a test can
+	// signal the updater in the middle of it. The .deb's is sh (dpkg runs it
+	// with DPKG_ROOT set); the .rpm's is rpm's built-in Lua (whole seconds),
+	// which needs no shell in an empty root.
+	PostInstallSleep time.Duration
 }
+
+// PostInstallMarker is the file (relative to the install root) a package
+// built with PostInstallSleep creates when its post-install script starts.
+func PostInstallMarker(version string) string { return "/postinst-" + version + ".started" }
 
 // DebVersion is the package's Debian version.
 func (p Package) DebVersion() string {
@@ -151,6 +163,12 @@ func BuildDeb(ctx context.Context, p Package, outDir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(stage, "DEBIAN", "control"), []byte(control), 0o644); err != nil {
 		return "", err
 	}
+	if p.PostInstallSleep > 0 {
+		script := fmt.Sprintf("#!/bin/sh\n: > \"$DPKG_ROOT%s\"\nsleep %.3f\n", PostInstallMarker(p.Version), p.PostInstallSleep.Seconds())
+		if err := os.WriteFile(filepath.Join(stage, "DEBIAN", "postinst"), []byte(script), 0o755); err != nil {
+			return "", err
+		}
+	}
 	out := filepath.Join(outDir, fmt.Sprintf("%s_%s_%s.deb", p.Name, p.DebVersion(), DebArch(p.Arch)))
 	if _, err := run(ctx, "", nil, "dpkg-deb", "--root-owner-group", "-Zgzip", "--build", stage, out); err != nil {
 		return "", err
@@ -197,6 +215,9 @@ cp -a %s/. %%{buildroot}/
 %%files
 %%defattr(-,root,root,-)
 %s`, p.Name, p.Version, p.rpmRelease(), summary, RPMArch(p.Arch), summary, payload, files.String())
+	if p.PostInstallSleep > 0 {
+		spec += fmt.Sprintf("%%post -p <lua>\nio.open(\"%s\", \"w\"):close()\nposix.sleep(%d)\n", PostInstallMarker(p.Version), int(p.PostInstallSleep.Seconds()+0.5))
+	}
 	specPath := filepath.Join(top, p.Name+".spec")
 	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 		return "", err
