@@ -474,7 +474,11 @@ func channelLine(name string, c ChannelImpact) string {
 	if c.Moving == 0 {
 		return s + "no agent moves (" + countOf(c.Agents, "agent") + ")"
 	}
-	s += fmt.Sprintf("%s of %s move", thousands(c.Moving), countOf(c.Agents, "agent"))
+	verb := "move"
+	if c.Moving == 1 {
+		verb = "moves"
+	}
+	s += fmt.Sprintf("%s of %s %s", thousands(c.Moving), countOf(c.Agents, "agent"), verb)
 	if c.Groups > 0 {
 		s += ", in " + countOf(c.Groups, "group")
 	}
