@@ -42,6 +42,12 @@ const (
 	// AnnotationSkipReconcile: "true" makes the updater leave the workload
 	// alone entirely (no decision, no write, no report).
 	AnnotationSkipReconcile = "upkeep.dev/skip-reconcile"
+	// AnnotationTrustPolicy names the trust policy (of the updater's
+	// --trust-policy file) that the workload's images must satisfy,
+	// overriding its channel's policy and the default. It can only choose
+	// among the policies the updater's operator defined; whoever may edit
+	// the workload may change its image anyway.
+	AnnotationTrustPolicy = "upkeep.dev/trust-policy"
 )
 
 // State annotations the updater writes. Operators read them; they are
@@ -96,6 +102,16 @@ type Config struct {
 	Schedule       string // ScheduleFrom* or ScheduleNone
 	Agent          string
 	UpdateDuration time.Duration // 0: the updater's default
+	// TrustPolicy is the annotated trust policy; "" means the channel's
+	// policy or the default (see TrustScope).
+	TrustPolicy string
+}
+
+// TrustScope is what selects the trust policy of the workload's images:
+// its annotated policy, else its channel's (as resolved, a group's channel
+// included), else the updater's default.
+func (c Config) TrustScope() TrustScope {
+	return TrustScope{Policy: c.TrustPolicy, Channel: c.Channel}
 }
 
 // ConfigError is a workload's annotation an operator must fix; the updater
@@ -190,6 +206,12 @@ func ReadConfig(name string, ann map[string]string, spec *corev1.PodSpec) (Confi
 	if errs := validation.IsDNS1123Subdomain(TeleportSecretName(c.Agent)); len(errs) > 0 {
 		return c, &ConfigError{AnnotationAgent, fmt.Sprintf("%q does not make a valid Secret name: %s", c.Agent, strings.Join(errs, "; "))}
 	}
+	if p := strings.TrimSpace(ann[AnnotationTrustPolicy]); p != "" {
+		if !policyName(p) {
+			return c, &ConfigError{AnnotationTrustPolicy, fmt.Sprintf("%q is not a trust policy name: lower-case letters, digits and '-', as in the updater's --trust-policy file", p)}
+		}
+		c.TrustPolicy = p
+	}
 	if d := strings.TrimSpace(ann[AnnotationUpdateDuration]); d != "" {
 		v, err := time.ParseDuration(d)
 		if err != nil || v <= 0 || v > 24*time.Hour {
@@ -229,3 +251,15 @@ func checkName(s string, multi bool) string {
 }
 
 func lowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func policyName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !lowerAlnum(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}

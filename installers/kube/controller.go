@@ -377,7 +377,7 @@ func (r *Reconciler) requeue(now, at time.Time) time.Duration {
 func (r *Reconciler) update(ctx context.Context, w *workload, cfg Config, st State, target string, status *Status, skipped []apply.Skip, p *Pass, log *slog.Logger) (ctrl.Result, error) {
 	tag := cfg.Image.TagFor(target)
 	ref := cfg.Repo + ":" + tag
-	ver, err := r.verifier.Verify(ctx, ref)
+	ver, err := r.verifier.VerifyFor(ctx, ref, cfg.TrustScope())
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctrl.Result{}, ctx.Err()

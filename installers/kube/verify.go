@@ -9,19 +9,40 @@ import (
 )
 
 // Verified is an image whose signature checked out: the digest the tag
-// resolved to, and which public key signed it.
+// resolved to, and who signed it.
 type Verified struct {
 	Ref    string // the reference that was resolved (repo:tag)
 	Digest string // sha256:<hex>
-	KeyID  string // names the public key that verified it
+	// KeyID names the signer: the public key's fingerprint (several,
+	// comma-separated, for an N-of-M policy), or "keyless subject S from
+	// issuer I" for a keyless signature.
+	KeyID string
 }
 
 // ImageVerifier resolves an image reference to a digest and verifies its
-// cosign signature against the configured public keys (one valid key
-// suffices). installers/oci is the real one.
+// signatures against the configured trust (installers/oci is the real
+// one). One that also implements ScopedVerifier is asked with each
+// workload's TrustScope.
 type ImageVerifier interface {
 	Verify(ctx context.Context, image string) (Verified, error)
 }
+
+// TrustScope selects a trust policy: Policy (a workload's annotation) if
+// set, else Channel's policy, else the default.
+type TrustScope struct {
+	Policy  string
+	Channel string
+}
+
+// ScopedVerifier verifies against the policy a TrustScope selects.
+type ScopedVerifier interface {
+	ImageVerifier
+	VerifyScoped(ctx context.Context, image string, scope TrustScope) (Verified, error)
+}
+
+// ReasonNoTrustPolicies: a workload names a trust policy, but the
+// verifier has none to choose from.
+const ReasonNoTrustPolicies = "TrustPolicyMissing"
 
 // Reasons a verification failed, as Events and the status annotation name
 // them. An ImageVerifier's error may carry its own reason (ReasonError).
@@ -73,16 +94,24 @@ func newVerifyCache(v ImageVerifier, ttl time.Duration, now func() time.Time) *v
 	return &verifyCache{v: v, ttl: ttl, now: now, entries: map[string]*verifyEntry{}}
 }
 
-// Verify returns a fresh cached result for image or verifies it.
+// Verify verifies image under the default policy.
 func (c *verifyCache) Verify(ctx context.Context, image string) (Verified, error) {
+	return c.VerifyFor(ctx, image, TrustScope{})
+}
+
+// VerifyFor returns a fresh cached result for image under the policy scope
+// selects, or verifies it. Results are kept per image and scope: the same
+// image may satisfy one workload's policy and not another's.
+func (c *verifyCache) VerifyFor(ctx context.Context, image string, scope TrustScope) (Verified, error) {
 	if c.ttl <= 0 {
-		return c.verify(ctx, image)
+		return c.verify(ctx, image, scope)
 	}
+	key := scope.Policy + "\x00" + scope.Channel + "\x00" + image
 	c.mu.Lock()
-	e := c.entries[image]
+	e := c.entries[key]
 	if e == nil {
 		e = &verifyEntry{}
-		c.entries[image] = e
+		c.entries[key] = e
 	}
 	c.mu.Unlock()
 
@@ -91,7 +120,7 @@ func (c *verifyCache) Verify(ctx context.Context, image string) (Verified, error
 	if !e.at.IsZero() && c.now().Sub(e.at) < c.ttl {
 		return e.res, e.err
 	}
-	res, err := c.verify(ctx, image)
+	res, err := c.verify(ctx, image, scope)
 	if ctx.Err() != nil { // a cancelled pass proves nothing about the image
 		return res, err
 	}
@@ -99,8 +128,19 @@ func (c *verifyCache) Verify(ctx context.Context, image string) (Verified, error
 	return res, err
 }
 
-func (c *verifyCache) verify(ctx context.Context, image string) (Verified, error) {
-	res, err := c.v.Verify(ctx, image)
+func (c *verifyCache) verify(ctx context.Context, image string, scope TrustScope) (Verified, error) {
+	var res Verified
+	var err error
+	switch sv, ok := c.v.(ScopedVerifier); {
+	case ok:
+		res, err = sv.VerifyScoped(ctx, image, scope)
+	case scope.Policy != "":
+		// Verifying under another policy than the one named would be a
+		// silent downgrade or upgrade: refuse instead.
+		err = reasonErr{ReasonNoTrustPolicies, fmt.Errorf("%s: the workload names trust policy %q (annotation %s), but the updater has no trust policies (start it with --trust-policy FILE), so the image is not deployed; next: define the policy or remove the annotation", image, scope.Policy, AnnotationTrustPolicy)}
+	default:
+		res, err = c.v.Verify(ctx, image)
+	}
 	if err != nil {
 		return Verified{}, err
 	}
