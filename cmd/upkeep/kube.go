@@ -33,6 +33,7 @@ type kubeFlags struct {
 	namespace, kubeconfig           string
 	publicKeys                      []string
 	publicKeySecret                 string
+	trustPolicy                     string
 	registryConfig                  string
 	allowLoopbackHTTP               bool
 	leaderElect                     bool
@@ -79,6 +80,7 @@ status.upkeep.dev/last-decision, in Events, in /metrics and in reports.`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	fl.StringArrayVar(&f.publicKeys, "public-key", nil, "PEM file of cosign public keys to trust (repeatable; one valid signature suffices)")
 	fl.StringVar(&f.publicKeySecret, "public-key-secret", "", "NAMESPACE/NAME of a Secret whose PEM values are cosign public keys to trust")
+	fl.StringVar(&f.trustPolicy, "trust-policy", "", `YAML file of named trust policies (keys, N-of-M thresholds, keyless identities checked against a trusted_root.json) and which channels use them; workloads may name one with upkeep.dev/trust-policy; --public-key keys form the policy "default"`)
 	fl.StringVar(&f.registryConfig, "registry-config", "", "Docker config.json with registry credentials (default: anonymous)")
 	fl.BoolVar(&f.allowLoopbackHTTP, "allow-loopback-http-registry", false, "allow plain HTTP to registries on loopback addresses (tests, node-local mirrors)")
 	fl.BoolVar(&f.leaderElect, "leader-elect", true, "elect one active replica through a Lease")
@@ -109,8 +111,8 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 	if f.server == "" {
 		return usageError{fmt.Errorf("--server is required: the version server's base URL")}
 	}
-	if len(f.publicKeys) == 0 && f.publicKeySecret == "" {
-		return usageError{fmt.Errorf("no public key: give --public-key FILE or --public-key-secret NAMESPACE/NAME; images are never deployed unverified")}
+	if len(f.publicKeys) == 0 && f.publicKeySecret == "" && f.trustPolicy == "" {
+		return usageError{fmt.Errorf("no public key: give --public-key FILE, --public-key-secret NAMESPACE/NAME or --trust-policy FILE; images are never deployed unverified")}
 	}
 	if f.report && f.tokenFile == "" {
 		return usageError{fmt.Errorf("--report needs --token-file, the bearer token the server expects (or pass --report=false)")}
@@ -146,9 +148,20 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 			return fmt.Errorf("--registry-config %s: %w", f.registryConfig, err)
 		}
 	}
-	verifier, err := oci.NewVerifier(keys, vopts)
+	var trust oci.Trust
+	if f.trustPolicy != "" {
+		if trust, err = oci.LoadTrust(f.trustPolicy); err != nil {
+			return usageError{fmt.Errorf("--trust-policy: %w", err)}
+		}
+	}
+	if len(keys) > 0 {
+		if err := trust.AddKeys(oci.DefaultPolicy, keys, names); err != nil {
+			return usageError{fmt.Errorf("--public-key: %w", err)}
+		}
+	}
+	verifier, err := oci.New(trust, vopts)
 	if err != nil {
-		return fmt.Errorf("public keys: %w", err)
+		return fmt.Errorf("trust: %w", err)
 	}
 
 	mo := kube.ManagerOptions{
@@ -186,7 +199,7 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 		ns = "all namespaces"
 	}
 	log.Info("upkeep kube-updater started", "version", buildVersion(), "server", server.String(), "watching", ns,
-		"keys", verifier.KeyIDs(), "leaderElection", f.leaderElect)
+		"keys", verifier.KeyIDs(), "policies", verifier.Policies(), "leaderElection", f.leaderElect)
 	return mgr.Start(ctx)
 }
 
@@ -250,9 +263,14 @@ func readPublicKeys(ctx context.Context, cfg *rest.Config, files []string, secre
 type ociVerifier struct{ v *oci.Verifier }
 
 func (a ociVerifier) Verify(ctx context.Context, image string) (kube.Verified, error) {
-	r, err := a.v.Verify(ctx, image)
+	return a.VerifyScoped(ctx, image, kube.TrustScope{})
+}
+
+// VerifyScoped verifies under the policy the workload's scope selects.
+func (a ociVerifier) VerifyScoped(ctx context.Context, image string, s kube.TrustScope) (kube.Verified, error) {
+	r, err := a.v.VerifyIn(ctx, image, oci.Scope{Policy: s.Policy, Channel: s.Channel})
 	if err != nil {
 		return kube.Verified{}, err
 	}
-	return kube.Verified{Ref: r.Ref, Digest: r.Digest, KeyID: r.KeyID}, nil
+	return kube.Verified{Ref: r.Ref, Digest: r.Digest, KeyID: r.Signer()}, nil
 }
