@@ -12,16 +12,20 @@ import (
 )
 
 // A document is one YAML document of a file, as CUE's YAML decoder extracts
-// it, with every field indexed by its path. The same syntax tree feeds the
-// schema check and the Go decoding, so both see the same values at the same
-// positions (aliases and merge keys already expanded).
+// it. The same syntax tree feeds the schema check and the Go decoding, so
+// both see the same values at the same positions (aliases already
+// expanded; merge keys are refused before, see limits.go).
+//
+// Fields are looked up by path when asked (lookup), not indexed up front:
+// an index keyed by path costs a string as long as the path for every node,
+// which grows with depth times size, while the loader asks for a few paths
+// per document and for the few that an error names.
 type document struct {
-	file   string
-	kind   string // set once the envelope is read
-	expr   ast.Expr
-	start  Position         // of the document's first key
-	fields map[string]field // "spec.windows[0].start" → field
-	errs   Errors           // problems found while indexing (duplicate keys)
+	file  string
+	kind  string // set once the envelope is read
+	expr  ast.Expr
+	start Position // of the document's first key
+	errs  Errors   // problems found while reading the tree (duplicate keys)
 	// problems are the document's schema and field-rule errors.
 	problems Errors
 	// name is metadata.name, when it is a string.
@@ -37,15 +41,15 @@ type document struct {
 	duplicate bool
 }
 
-// field is one indexed value: Key is where its key is written (for a list
-// element, the element itself), Value where its value starts.
+// field is one value found by lookup: Key is where its key is written (for
+// a list element, the element itself), Value where its value starts.
 type field struct {
 	Key, Value Position
 	expr       ast.Expr
 }
 
 func newDocument(file string, expr ast.Expr) *document {
-	d := &document{file: file, expr: expr, fields: map[string]field{}}
+	d := &document{file: file, expr: expr}
 	d.start = d.pos(expr.Pos())
 	if s, ok := expr.(*ast.StructLit); ok {
 		for _, el := range s.Elts {
@@ -55,7 +59,8 @@ func newDocument(file string, expr ast.Expr) *document {
 			}
 		}
 	}
-	d.index("", expr)
+	var stack []step
+	d.findDuplicates(expr, &stack)
 	return d
 }
 
@@ -66,9 +71,36 @@ func (d *document) pos(p token.Pos) Position {
 	return Position{File: d.file, Line: p.Line(), Col: p.Column()}
 }
 
-func (d *document) index(parent string, e ast.Expr) {
+// A step is one step of a path: a key, or a list index when isIdx.
+type step struct {
+	key   string
+	idx   int
+	isIdx bool
+}
+
+// pathOf renders steps as schema.KeyPath and schema.IndexPath do.
+func pathOf(steps []step) string {
+	p := ""
+	for _, s := range steps {
+		if s.isIdx {
+			p = schema.IndexPath(p, s.idx)
+		} else {
+			p = schema.KeyPath(p, s.key)
+		}
+	}
+	return p
+}
+
+// findDuplicates reports repeated keys, which YAML forbids and the YAML
+// parser lets through. It visits each node once; the path of a node is
+// built only for a repeat (stack holds the steps down to e).
+func (d *document) findDuplicates(e ast.Expr, stack *[]step) {
 	switch x := e.(type) {
 	case *ast.StructLit:
+		var seen map[string]*ast.Field
+		if len(x.Elts) > 1 {
+			seen = make(map[string]*ast.Field, len(x.Elts))
+		}
 		for _, el := range x.Elts {
 			f, ok := el.(*ast.Field)
 			if !ok {
@@ -78,31 +110,122 @@ func (d *document) index(parent string, e ast.Expr) {
 			if err != nil {
 				continue
 			}
-			p := schema.KeyPath(parent, name)
-			if prev, dup := d.fields[p]; dup {
-				// YAML forbids repeated keys; the YAML parser lets them through.
-				d.errs = append(d.errs, Error{Pos: d.pos(f.Label.Pos()), Path: p,
-					Msg: fmt.Sprintf("duplicate key (first at line %d); remove one of them", prev.Key.Line)})
-				continue
+			*stack = append(*stack, step{key: name})
+			if prev, dup := seen[name]; dup {
+				d.errs = append(d.errs, Error{Pos: d.pos(f.Label.Pos()), Path: pathOf(*stack),
+					Msg: fmt.Sprintf("duplicate key (first at line %d); remove one of them", prev.Label.Pos().Line())})
+			} else {
+				if seen != nil {
+					seen[name] = f
+				}
+				// As an index would, only the first of repeated keys is read.
+				d.findDuplicates(f.Value, stack)
 			}
-			d.fields[p] = field{Key: d.pos(f.Label.Pos()), Value: d.pos(f.Value.Pos()), expr: f.Value}
-			d.index(p, f.Value)
+			*stack = (*stack)[:len(*stack)-1]
 		}
 	case *ast.ListLit:
 		for i, el := range x.Elts {
-			p := schema.IndexPath(parent, i)
-			at := d.pos(el.Pos())
-			d.fields[p] = field{Key: at, Value: at, expr: el}
-			d.index(p, el)
+			*stack = append(*stack, step{idx: i, isIdx: true})
+			d.findDuplicates(el, stack)
+			*stack = (*stack)[:len(*stack)-1]
 		}
 	}
+}
+
+// parseSteps splits a path built by schema.KeyPath and schema.IndexPath
+// ("spec.windows[0].start", `a["x.y"]`); ok is false for a malformed path.
+func parseSteps(p string) (steps []step, ok bool) {
+	for i := 0; i < len(p); {
+		switch p[i] {
+		case '.':
+			i++
+		case '[':
+			if i+1 < len(p) && p[i+1] == '"' {
+				q, err := strconv.QuotedPrefix(p[i+1:])
+				if err != nil {
+					return nil, false
+				}
+				key, _ := strconv.Unquote(q)
+				i += 1 + len(q)
+				if i >= len(p) || p[i] != ']' {
+					return nil, false
+				}
+				i++
+				steps = append(steps, step{key: key})
+				continue
+			}
+			j := i + 1
+			for j < len(p) && p[j] != ']' {
+				j++
+			}
+			n, err := strconv.Atoi(p[i+1 : j])
+			if err != nil || j >= len(p) {
+				return nil, false
+			}
+			steps = append(steps, step{idx: n, isIdx: true})
+			i = j + 1
+		default:
+			j := i
+			for j < len(p) && p[j] != '.' && p[j] != '[' {
+				j++
+			}
+			steps = append(steps, step{key: p[i:j]})
+			i = j
+		}
+	}
+	return steps, true
+}
+
+// lookup finds the value at path: a walk from the root, each mapping's
+// keys scanned in order (the first of repeated keys wins).
+func (d *document) lookup(path string) (field, bool) {
+	steps, ok := parseSteps(path)
+	if !ok || len(steps) == 0 {
+		return field{}, false
+	}
+	e := d.expr
+	var f field
+	for _, s := range steps {
+		switch x := e.(type) {
+		case *ast.StructLit:
+			if s.isIdx {
+				return field{}, false
+			}
+			var found *ast.Field
+			for _, el := range x.Elts {
+				fl, ok := el.(*ast.Field)
+				if !ok {
+					continue
+				}
+				if name, _, err := ast.LabelName(fl.Label); err == nil && name == s.key {
+					found = fl
+					break
+				}
+			}
+			if found == nil {
+				return field{}, false
+			}
+			f = field{Key: d.pos(found.Label.Pos()), Value: d.pos(found.Value.Pos()), expr: found.Value}
+		case *ast.ListLit:
+			if !s.isIdx || s.idx < 0 || s.idx >= len(x.Elts) {
+				return field{}, false
+			}
+			el := x.Elts[s.idx]
+			at := d.pos(el.Pos())
+			f = field{Key: at, Value: at, expr: el}
+		default:
+			return field{}, false
+		}
+		e = f.expr
+	}
+	return f, true
 }
 
 // at is the position to blame for path: a scalar's value, a mapping's or
 // list's key; when path is absent, the key of the nearest enclosing field
 // that is present, or else the document's start.
 func (d *document) at(path string) Position {
-	if f, ok := d.fields[path]; ok {
+	if f, ok := d.lookup(path); ok {
 		switch f.expr.(type) {
 		case *ast.StructLit, *ast.ListLit:
 			return f.Key
@@ -115,7 +238,7 @@ func (d *document) at(path string) Position {
 // enclosing is the key of the nearest present field that encloses path.
 func (d *document) enclosing(path string) Position {
 	for p := parentPath(path); p != ""; p = parentPath(p) {
-		if f, ok := d.fields[p]; ok {
+		if f, ok := d.lookup(p); ok {
 			return f.Key
 		}
 	}
@@ -153,13 +276,13 @@ func parentPath(p string) string {
 
 // has reports whether path is present in the document.
 func (d *document) has(path string) bool {
-	_, ok := d.fields[path]
+	_, ok := d.lookup(path)
 	return ok
 }
 
 // str is the string at path; ok is false when it is absent or not a string.
 func (d *document) str(path string) (s string, ok bool) {
-	f, present := d.fields[path]
+	f, present := d.lookup(path)
 	if !present {
 		return "", false
 	}
@@ -173,7 +296,7 @@ func (d *document) str(path string) (s string, ok bool) {
 
 // boolean is the boolean at path; ok is false when it is absent or not a boolean.
 func (d *document) boolean(path string) (b, ok bool) {
-	f, present := d.fields[path]
+	f, present := d.lookup(path)
 	if !present {
 		return false, false
 	}
@@ -192,7 +315,7 @@ func (d *document) boolean(path string) (b, ok bool) {
 
 // integer is the integer at path; err says why it does not fit an int.
 func (d *document) integer(path string) (n int, present bool, err error) {
-	f, present := d.fields[path]
+	f, present := d.lookup(path)
 	if !present {
 		return 0, false, nil
 	}
@@ -217,7 +340,7 @@ func (d *document) integer(path string) (n int, present bool, err error) {
 
 // length is the number of elements of the list at path (0 when absent).
 func (d *document) length(path string) int {
-	f, ok := d.fields[path]
+	f, ok := d.lookup(path)
 	if !ok {
 		return 0
 	}

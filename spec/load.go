@@ -26,10 +26,6 @@ import (
 // Load skips.
 const IgnoreFile = ".upkeepignore"
 
-// MaxFileSize bounds what Load reads of one file: a fleet repository holds
-// small hand-written documents, and a stray large file must not exhaust memory.
-const MaxFileSize = 4 << 20
-
 // LoadDir loads the fleet repository in directory dir. See Load.
 func LoadDir(dir string) (*State, Errors) {
 	if fi, err := os.Stat(dir); err != nil {
@@ -78,6 +74,7 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 		l.errs = append(l.errs, Error{Pos: Position{File: IgnoreFile}, Msg: err.Error()})
 	}
 	var files []sourceFile
+	total := 0 // bytes read, for repository-bytes
 	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))})
@@ -121,6 +118,13 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 		if err != nil {
 			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: err.Error()})
 			return nil
+		}
+		if total += len(data); total > MaxRepositorySize {
+			// The files before are kept: their errors still help.
+			l.errs = append(l.errs, limitError(Position{File: p},
+				fmt.Sprintf("the repository's YAML files, up to this one, hold more than %d MiB", MaxRepositorySize>>20),
+				"repository-bytes", MaxRepositorySize, "this and later files are not read; list files that are not fleet state in "+IgnoreFile))
+			return fs.SkipAll
 		}
 		files = append(files, sourceFile{p, data})
 		return nil
@@ -294,7 +298,8 @@ func readFile(fsys fs.FS, p string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read: %v", unwrapPathError(err))
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("file is larger than %d MiB; split it, or list it in %s if it is not fleet state", MaxFileSize>>20, IgnoreFile)
+		return nil, errors.New(limitError(Position{}, fmt.Sprintf("file is larger than %d MiB", MaxFileSize>>20), "file-bytes", MaxFileSize,
+			"split it, or list it in "+IgnoreFile+" if it is not fleet state").Msg)
 	}
 	return data, nil
 }
@@ -348,7 +353,12 @@ func (pf *parsedFile) file(name string, data []byte) {
 				Msg: fmt.Sprintf("%s: %v; the file cannot be read, please report this with the file", internalError, r)})
 		}
 	}()
-	dec := cueyaml.NewDecoder(name, bytes.NewReader(normalizeNewlines(data)))
+	data = normalizeNewlines(data)
+	if errs, ok := prescan(name, data); !ok {
+		pf.errs = append(pf.errs, errs...)
+		return
+	}
+	dec := cueyaml.NewDecoder(name, bytes.NewReader(data))
 	var last string
 	for {
 		expr, err := dec.Extract()
@@ -471,7 +481,7 @@ func quoteValue(d *document, path string) string {
 	if s, ok := d.str(path); ok {
 		return strconv.Quote(s)
 	}
-	if f, ok := d.fields[path]; ok {
+	if f, ok := d.lookup(path); ok {
 		switch f.expr.(type) {
 		case *ast.StructLit:
 			return "(a mapping)"

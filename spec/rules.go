@@ -27,6 +27,8 @@ type loader struct {
 	// docs maps each kept object to its document, for the positions of
 	// cross-document errors.
 	docs map[any]*document
+	// suggestions memoises suggest, per kind.
+	suggestions map[string]string
 }
 
 func newLoader() *loader {
@@ -34,7 +36,8 @@ func newLoader() *loader {
 		names: map[string]map[string]*document{
 			KindControlPlane: {}, KindChannel: {}, KindGroup: {},
 		},
-		docs: map[any]*document{},
+		docs:        map[any]*document{},
+		suggestions: map[string]string{},
 	}
 }
 
@@ -93,13 +96,25 @@ func (l *loader) checkRefs(kind, path, target, noun string) {
 		}
 		ref, _ := d.str(path)
 		if _, ok := l.names[target][ref]; !ok {
-			l.fail(d, path, fmt.Sprintf("%s %q is not defined; %s", noun, ref, suggest(target, l.names[target])))
+			l.fail(d, path, fmt.Sprintf("%s %q is not defined; %s", noun, ref, suggest(target, l.names[target], l.suggestions)))
 		}
 	}
 }
 
 // suggest tells how to fix a dangling reference, naming a few known names.
-func suggest(kind string, known map[string]*document) string {
+// A load can hold thousands of dangling references to one kind: the
+// sorted names are the same for each, so each kind's suggestion is built once
+// (memo, keyed by kind).
+func suggest(kind string, known map[string]*document, memo map[string]string) string {
+	if s, ok := memo[kind]; ok {
+		return s
+	}
+	s := suggestion(kind, known)
+	memo[kind] = s
+	return s
+}
+
+func suggestion(kind string, known map[string]*document) string {
 	if len(known) == 0 {
 		return fmt.Sprintf("no %s is defined yet: add one", kind)
 	}
@@ -247,6 +262,7 @@ func (l *loader) checkRolloutGroups(*State) {
 			continue
 		}
 		var following map[string]*document // groups that follow this channel, for suggestions
+		var hint string                    // what to do about a missing group
 		seen := map[string]bool{}
 		for i := range d.length("spec.rollout.stages") {
 			groups := schema.IndexPath("spec.rollout.stages", i) + ".groups"
@@ -260,11 +276,12 @@ func (l *loader) checkRolloutGroups(*State) {
 				gd, defined := l.names[KindGroup][g]
 				if !defined {
 					if following == nil {
+						// Once per channel: a stage may name thousands of missing groups.
 						following = l.groupsFollowing(d.name)
-					}
-					hint := suggest(KindGroup, l.names[KindGroup])
-					if len(following) > 0 {
-						hint = strings.Replace(suggest(KindGroup, following), "use a defined one", "use one that follows this channel", 1)
+						hint = suggest(KindGroup, l.names[KindGroup], l.suggestions)
+						if len(following) > 0 {
+							hint = strings.Replace(suggestion(KindGroup, following), "use a defined one", "use one that follows this channel", 1)
+						}
 					}
 					l.fail(d, p, fmt.Sprintf("group %q is not defined; %s", g, hint))
 					continue

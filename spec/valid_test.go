@@ -213,15 +213,6 @@ func TestLoadDirRefusesWhatIsNotADirectory(t *testing.T) {
 	}
 }
 
-func TestLoadRefusesHugeFiles(t *testing.T) {
-	fsys := fleet(nil)
-	fsys["big.yaml"] = &fstest.MapFile{Data: []byte("# " + strings.Repeat("x", MaxFileSize) + "\n")}
-	_, errs := Load(fsys)
-	if len(errs) != 1 || errs[0].Pos.File != "big.yaml" || !strings.Contains(errs[0].Msg, "larger than 4 MiB") {
-		t.Errorf("errors = %v, want big.yaml refused for its size", errs)
-	}
-}
-
 // Files are checked in parallel; the result must not depend on scheduling.
 func TestLoadIsDeterministic(t *testing.T) {
 	fsys := fleetFS(60, 60)
