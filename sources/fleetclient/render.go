@@ -42,6 +42,11 @@ func FleetTable(w io.Writer, v FleetView) error {
 	}
 	p("%s", head)
 	p("%s", totalsLine(v.Totals))
+	for _, c := range v.Channels {
+		if r := c.Rollout; r != nil && r.State == fleet.StateHalted {
+			p("HALTED: %s's rollout of %s (%s/%s): nobody new gets it; after a fix, `upkeep rollout resume %s`", c.Name, r.Version, r.Rule, r.Reason, c.Name)
+		}
+	}
 
 	if len(v.Channels) > 0 {
 		p("")
@@ -176,7 +181,7 @@ func RolloutTable(w io.Writer, d RolloutDetail, now time.Time) error {
 		for _, st := range d.Stages {
 			groups := strings.Join(st.Groups, ", ")
 			if st.Implicit {
-				groups = cmp.Or(groups, "(none)") + " (implicit)"
+				groups = cmp.Or(groups, "agents of no stage") + " (implicit)"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.Index+1, groups, st.Status, st.Canaries,
 				shortDuration(st.BakeTime), st.Agents, st.Live, st.OnVersion, st.Healthy, st.Failed, bar(st.Healthy, st.Agents))
