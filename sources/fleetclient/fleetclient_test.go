@@ -132,7 +132,7 @@ func TestRender(t *testing.T) {
 	snap := haltedSnapshot(many...)
 	for _, tc := range []struct {
 		scenario, golden string
-		render   func(*bytes.Buffer) error
+		render           func(*bytes.Buffer) error
 	}{
 		{"the fleet table lists at most MaxListed agents of a kind and says how many more", "fleet-halted.txt",
 			func(b *bytes.Buffer) error { return FleetTable(b, Build(snap)) }},
