@@ -260,3 +260,21 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBuild10k judges 10,000 agents under a halted rollout and renders
+// the table: the CPU `upkeep fleet` spends beside the HTTP requests.
+func BenchmarkBuild10k(b *testing.B) {
+	var many []report.Agent
+	for i := range 10_000 {
+		g := []string{"canary", "eu", "us"}[i%3]
+		many = append(many, agentOf(fmt.Sprintf("a-%05d", i), g, "prod", []string{"1.0.0", "1.1.0", "0.9.0"}[i%3], report.HealthHealthy, false))
+	}
+	snap := haltedSnapshot(many...)
+	b.ReportAllocs()
+	for b.Loop() {
+		var out bytes.Buffer
+		if err := FleetTable(&out, Build(snap)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -222,8 +222,9 @@ func Build(s Snapshot) FleetView {
 		channelRow(c.Name)
 	}
 	gRows := map[string]*GroupRow{}
+	pos := positions{}
 	for _, a := range s.Fleet.Agents {
-		row := agentRow(a, served, answers)
+		row := agentRow(a, served, answers, pos)
 		channelRow(row.Channel).Totals.add(row)
 		gname := cmp.Or(a.Group, report.NoGroup)
 		g := gRows[gname]
@@ -255,7 +256,7 @@ func Build(s Snapshot) FleetView {
 	return v
 }
 
-func agentRow(a report.Agent, served map[string]Channel, answers map[string]*rollout.Answer) AgentRow {
+func agentRow(a report.Agent, served map[string]Channel, answers map[string]*rollout.Answer, pos positions) AgentRow {
 	row := AgentRow{
 		ID: a.AgentID, Group: a.Group, Channel: a.Channel, Host: cmp.Or(a.Hostname, a.Workload),
 		Current: a.CurrentVersion, Health: a.EffectiveHealth(), Action: a.Action, Rule: a.Rule, Reason: a.Reason,
@@ -269,8 +270,22 @@ func agentRow(a report.Agent, served map[string]Channel, answers map[string]*rol
 	if row.Target == spec.NoVersion {
 		row.Target = ""
 	}
-	row.Position = position(row.Current, row.Target)
+	row.Position = pos.of(row.Current, row.Target)
 	return row
+}
+
+// positions remembers position's answers: a fleet has few versions, and
+// parsing them is most of the work of judging 10,000 agents.
+type positions map[[2]string]string
+
+func (p positions) of(current, target string) string {
+	k := [2]string{current, target}
+	if s, ok := p[k]; ok {
+		return s
+	}
+	s := position(current, target)
+	p[k] = s
+	return s
 }
 
 // position compares an agent's version with its target.
