@@ -205,7 +205,8 @@ var Rules = []installers.Rule{
 		Next:  "the repository could not be reached or read: check the source's URI and the network/proxy"},
 }
 
-// exec runs argv; a transaction (one that changes packages) is never killed.
+// exec runs argv; a transaction (one that changes packages) is never killed
+// (see installers/internal/run), a query is killed when ctx is cancelled.
 func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err

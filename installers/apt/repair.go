@@ -273,3 +273,9 @@ func (i *Installer) servedBy(ctx context.Context, pkg string) []string {
 	}
 	return uris
 }
+
+// Busy reports whether apt or dpkg holds dpkg's lock now, and who.
+func (i *Installer) Busy() (holder string, busy bool) {
+	h, busy := i.busy()
+	return h.String(), busy
+}

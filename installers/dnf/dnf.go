@@ -250,7 +250,8 @@ func LoadConfig(cfg Config) (repofile.Config, error) {
 	return rc, nil
 }
 
-// exec runs argv; a transaction (one that changes packages) is never killed.
+// exec runs argv; a transaction (one that changes packages) is never killed
+// (see installers/internal/run), a query is killed when ctx is cancelled.
 func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err
@@ -346,6 +347,12 @@ func (c Config) PIDFile() string {
 		return filepath.Join(root, "var", "run", "yum.pid")
 	}
 	return filepath.Join(root, "var", "lib", "dnf", "rpmdb_lock.pid")
+}
+
+// Busy reports whether dnf, yum or rpm holds its lock now, and who.
+func (i *Installer) Busy() (holder string, busy bool) {
+	h, busy := rpmdb.Busy(i.cfg.Root, i.cfg.PIDFile())
+	return h.String(), busy
 }
 
 // Repair finishes an interrupted transaction on pkg (see rpmdb.Repair), and

@@ -170,7 +170,8 @@ func LoadConfig(cfg Config) (repofile.Config, error) {
 	return rc, nil
 }
 
-// exec runs argv; a transaction (one that changes packages) is never killed.
+// exec runs argv; a transaction (one that changes packages) is never killed
+// (see installers/internal/run), a query is killed when ctx is cancelled.
 func (i *Installer) exec(ctx context.Context, op string, argv []string, transaction bool) (run.Result, error) {
 	if err := installers.CheckArgv(argv); err != nil {
 		return run.Result{}, err
@@ -253,6 +254,12 @@ func PIDFiles(root string) []string {
 		files = append(files, filepath.Join(root, "run", "zypp.pid"))
 	}
 	return files
+}
+
+// Busy reports whether zypper or rpm holds its lock now, and who.
+func (i *Installer) Busy() (holder string, busy bool) {
+	h, busy := rpmdb.Busy(i.cfg.Root, PIDFiles(i.cfg.Root)...)
+	return h.String(), busy
 }
 
 // Repair finishes an interrupted transaction on pkg (see rpmdb.Repair), and

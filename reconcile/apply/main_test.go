@@ -25,6 +25,8 @@ func TestMain(m *testing.M) {
 		lockHelper()
 	case "apply":
 		applyHelper()
+	case "realapply":
+		realApplyHelper()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)
