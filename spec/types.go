@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // APIVersion is the apiVersion every document carries.
@@ -35,15 +37,42 @@ type Position struct {
 }
 
 func (p Position) String() string {
+	file := DisplayName(p.File)
 	switch {
 	case p.File == "":
 		return "-"
 	case p.Line == 0:
-		return p.File
+		return file
 	case p.Col == 0:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
+		return fmt.Sprintf("%s:%d", file, p.Line)
 	}
-	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	return fmt.Sprintf("%s:%d:%d", file, p.Line, p.Col)
+}
+
+// DisplayName is a file name as error and log lines show it: as it is, or,
+// when it holds what could break or forge a line (a control character such
+// as a newline, any other character that does not print, invalid UTF-8, a
+// ':' that would read as a line number) or starts with a quote, quoted
+// as Go quotes strings. One error is then always one line, and its
+// file:line:col always parses.
+func DisplayName(name string) string {
+	if utf8.ValidString(name) && !strings.HasPrefix(name, `"`) && !strings.ContainsFunc(name, func(r rune) bool {
+		return r == ':' || !unicode.IsPrint(r)
+	}) {
+		return name
+	}
+	return strconv.Quote(name)
+}
+
+// oneLine escapes, as Go quotes strings, what would break a message over
+// lines or hide in it (control and other non-printing characters, invalid
+// UTF-8); a message without any is returned as it is.
+func oneLine(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // Error is one problem with the fleet repository. Path is the field's path
@@ -55,11 +84,14 @@ type Error struct {
 	Msg  string   `json:"message"`
 }
 
+// Error is one line: the position, the path and the message, each with
+// anything that would break the line escaped (see DisplayName), whatever
+// the repository's file names and values hold.
 func (e Error) Error() string {
 	if e.Path == "" {
-		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+		return fmt.Sprintf("%s: %s", e.Pos, oneLine(e.Msg))
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Path, e.Msg)
+	return fmt.Sprintf("%s: %s: %s", e.Pos, oneLine(e.Path), oneLine(e.Msg))
 }
 
 // Errors is every problem found in one load, in a stable order (see Sort).
