@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestStoreURL(t *testing.T) {
@@ -41,5 +48,41 @@ func TestDefaultStateDirFollowsSystemd(t *testing.T) {
 	t.Setenv("STATE_DIRECTORY", "")
 	if got := defaultStateDir(); !filepath.IsAbs(got) {
 		t.Errorf("defaultStateDir = %q, not absolute", got)
+	}
+}
+
+func TestServeUIOperateNeedsThePage(t *testing.T) {
+	for _, tc := range []struct {
+		scenario string
+		f        serveFlags
+	}{
+		{"--ui-operate without report tokens has no page to operate", serveFlags{ui: true, uiOperate: true}},
+		{"--ui-operate with --ui=false has no page to operate", serveFlags{ui: false, uiOperate: true}},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			tc.f.source, tc.f.interval, tc.f.listen = t.TempDir(), time.Second, "127.0.0.1:0"
+			tc.f.staleAfter, tc.f.history, tc.f.logFormat, tc.f.logLevel = time.Minute, 1, "text", "error"
+			err := runServe(context.Background(), tc.f)
+			if !isUsageError(err) || !strings.Contains(fmt.Sprint(err), "--ui-operate") {
+				t.Errorf("runServe = %v, want a usage error naming --ui-operate", err)
+			}
+		})
+	}
+}
+
+func TestWithPageRoutesOnlyUI(t *testing.T) {
+	mark := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) })
+	}
+	h := withPage(mark("page"), mark("api"))
+	for path, want := range map[string]string{
+		"/ui": "page", "/ui/": "page", "/ui/rollouts/stable/cloud": "page",
+		"/uix": "api", "/v1/ui/version": "api", "/v1/channels": "api", "/": "api",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Body.String() != want {
+			t.Errorf("%s went to the %s, want the %s", path, rec.Body.String(), want)
+		}
 	}
 }

@@ -7,6 +7,7 @@
   var status = document.getElementById("refresh-status");
   if (!main) { return; }
   var every = parseInt(main.getAttribute("data-refresh") || "0", 10);
+  var seconds = String(Math.round(every / 100) / 10);
 
   function say(text) { if (status) { status.textContent = text; } }
 
@@ -37,7 +38,7 @@
         if (html === null || html === undefined) { return; }
         main.innerHTML = html;
         countdowns();
-        say("Updated " + new Date().toLocaleTimeString() + "; every " + Math.round(every / 1000) + " s.");
+        say("Updated " + new Date().toLocaleTimeString() + "; every " + seconds + " s.");
       })
       .catch(function () { say("The server did not answer; retrying."); })
       .then(function () { busy = false; });
@@ -46,7 +47,7 @@
   countdowns();
   window.setInterval(countdowns, 1000);
   if (every > 0) {
-    say("Refreshes every " + Math.round(every / 1000) + " s.");
+    say("Refreshes every " + seconds + " s.");
     window.setInterval(refresh, every);
     document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
   }
