@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/sources"
+	"upkeep.dev/upkeep/sources/fleetclient"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -92,7 +94,7 @@ type testServer struct {
 	Revision  string
 }
 
-func startFleetServer(t *testing.T, files map[string]string) *testServer {
+func startFleetServer(t testing.TB, files map[string]string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -342,4 +344,36 @@ func TestOperatorCommandErrors(t *testing.T) {
 			t.Errorf("exit %d: %v", code, err)
 		}
 	})
+}
+
+// BenchmarkFleetCommand10k is `upkeep fleet` over loopback HTTP against a
+// SQLite store of 10,000 agents: the paged GET /v1/fleet, the channels,
+// groups and rollouts, judging every agent and the table.
+func BenchmarkFleetCommand10k(b *testing.B) {
+	s := startFleetServer(b, fleetRepoFiles)
+	groups := []string{"us-east-canary", "eu-prod", "apac", "edge-hosts"}
+	for i := range 10_000 {
+		g := groups[i%len(groups)]
+		ch := "stable/cloud"
+		if g == "edge-hosts" {
+			ch = "edge"
+		}
+		r := report.Report{AgentID: fmt.Sprintf("h-%05d", i), Group: g, Channel: ch, Kind: report.KindHost, Hostname: fmt.Sprintf("h-%05d", i),
+			CurrentVersion: []string{"17.3.0", "17.4.0"}[i%2], TargetVersion: "17.4.0", Health: report.HealthHealthy, Action: "Nothing",
+			Rule: "UpToDate", Reason: "UpToDate", UpdaterVersion: "test", Time: fleetNow}
+		if _, err := s.Store.PutReport(context.Background(), r, fleetNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := fleetclient.New(s.URL, fleetclient.Options{TokenFile: s.TokenFile})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var out bytes.Buffer
+		if err := runFleet(context.Background(), &out, c, "table"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
