@@ -337,3 +337,14 @@ func IndexManifests(tb testing.TB, d name.Digest) []name.Digest {
 	}
 	return out
 }
+
+// HasSignatureTag says whether d has a classic "sha256-<hex>.sig" tag.
+func HasSignatureTag(tb testing.TB, d name.Digest) bool {
+	tb.Helper()
+	tag, err := ociremote.SignatureTag(d)
+	if err != nil {
+		tb.Fatalf("ocitest: %v", err)
+	}
+	_, err = remote.Head(tag, remoteOptions()...)
+	return err == nil
+}
