@@ -95,6 +95,14 @@ func previewGroup(base, head *spec.State, g *spec.Group, now time.Time) (Updater
 	default:
 		in.Target.Err = errors.New("the channel's control plane is missing in head")
 	}
+	if stages := head.RolloutStages(c.Name); stages != nil && p.Current != "" && p.Target != "" && p.Target != p.Current {
+		if st := spec.StageOf(stages, g.Name); st > 0 {
+			// The merge starts a rollout in its first stage: the server
+			// answers this group base's version until its stage comes.
+			in.Target.Version = p.Current
+			in.Target.Held = &reconcile.RolloutHold{Version: p.Target, State: "Pending", Stage: 0, Reason: "StageNotReached"}
+		}
+	}
 	if cp := head.ControlPlane(c.ControlPlane); cp != nil {
 		in.Bounds = cp // only when present: a nil *ControlPlane in the interface would not be nil
 	}
