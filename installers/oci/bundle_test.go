@@ -274,6 +274,17 @@ func TestVerifyBundles(t *testing.T) {
 			wantIn:   []string{"transparency log", "not enough verified log entries"},
 		},
 		{
+			scenario: "a key bundle without a log entry is refused by a keys policy that has a trusted root", referrers: true,
+			policy: oci.Policy{KeysPEM: [][]byte{keyA.PublicPEM}, TrustedRootJSON: rootJSON, TrustedRootName: "test trusted_root.json"},
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				ocitest.AttachBundle(t, d, keyA)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"test trusted_root.json requires a transparency log entry and a verified timestamp"},
+		},
+		{
 			scenario: "a keyless bundle is refused by a policy of keys only", referrers: true,
 			policy: keysA,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {

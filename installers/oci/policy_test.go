@@ -109,6 +109,34 @@ func TestLoadTrust(t *testing.T) {
 	}
 }
 
+// TestSigningDocPolicyParses keeps the trust policy file of the signing
+// guide valid: its YAML block is parsed with the files it names.
+func TestSigningDocPolicyParses(t *testing.T) {
+	doc, err := os.ReadFile("../../examples/kubernetes/updater/SIGNING.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```yaml\n# trust-policy.yaml")
+	block, _, ok2 := strings.Cut("#"+block, "```")
+	if !ok || !ok2 {
+		t.Fatal("SIGNING.md has no ```yaml block starting with # trust-policy.yaml")
+	}
+	keyA, keyB := testKeys(t)
+	files := map[string][]byte{"release-2025.pub": keyA.PublicPEM, "release-2026.pub": keyB.PublicPEM, "trusted_root.json": testSigstore(t).TrustedRootJSON}
+	tr, err := oci.ParseTrust([]byte(block), "/etc/upkeep/trust/trust-policy.yaml", func(p string) ([]byte, error) {
+		if b, ok := files[filepath.Base(p)]; ok && filepath.Dir(p) == "/etc/upkeep/trust" {
+			return b, nil
+		}
+		return nil, os.ErrNotExist
+	})
+	if err != nil {
+		t.Fatalf("the guide's policy file: %v", err)
+	}
+	if _, err := oci.New(tr, oci.Options{}); err != nil || tr.Channels["stable/cloud"] != "teleport-ci" || tr.Default != "release" {
+		t.Fatalf("the guide's policy file: %+v, %v", tr, err)
+	}
+}
+
 func TestVerifyInPicksThePolicy(t *testing.T) {
 	keyA, keyB := testKeys(t)
 	reg := ocitest.StartRegistry(t, ocitest.WithReferrersAPI())
