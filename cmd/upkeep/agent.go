@@ -250,6 +250,9 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, stateDir string) {
 		for _, argv := range p.Commands {
 			fmt.Fprintf(w, "  %s\n", strings.Join(argv, " "))
 		}
+		if p.Unresolved {
+			fmt.Fprintf(w, "  (the exact package version of %s is looked up when installing: this package manager writes its caches while it looks, so a dry run does not ask it)\n", p.Target)
+		}
 	}
 	if j := p.Unfinished; j != nil {
 		fmt.Fprintf(w, "unfinished: the update %s → %s stopped while %s; a real pass finishes it first (journal %s), then decides\n",

@@ -166,7 +166,11 @@ type Pass struct {
 	Unfinished *apply.Journal
 	Result     *apply.Result // the update this pass made, if any
 	Commands   [][]string    // what an update runs (dry run: would run)
-	Err        error         // what stopped the pass early, if anything
+	// Unresolved: a dry run did not look up the exact package version
+	// (the installer cannot do it without writing), so Commands name the
+	// release version; a real pass resolves it first.
+	Unresolved bool
+	Err        error // what stopped the pass early, if anything
 }
 
 // Once runs one pass. With dryRun it decides and lists the commands an update
@@ -320,7 +324,19 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 				return u.saveState(dir, p, unusable, fmt.Errorf("refreshing package metadata: %w", err))
 			}
 		}
-		if v, err := u.installer.Resolve(ctx, u.cfg.Package, p.Target); err == nil {
+		resolve := u.installer.Resolve
+		if dryRun {
+			// Most package managers write while they look a version up
+			// (caches, logs, pid files): a dry run asks only one that can
+			// answer without writing, and otherwise says it did not ask.
+			resolve = nil
+			if ro, ok := u.installer.(installers.ReadOnlyResolver); ok {
+				resolve = ro.ResolveReadOnly
+			}
+		}
+		if resolve == nil {
+			p.Unresolved = true
+		} else if v, err := resolve(ctx, u.cfg.Package, p.Target); err == nil {
 			pkgVersion = v
 		} else if !dryRun {
 			return u.saveState(dir, p, unusable, err)
