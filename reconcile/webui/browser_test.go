@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"upkeep.dev/upkeep/reconcile"
@@ -74,6 +75,14 @@ func TestBrowser(t *testing.T) {
 	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithErrorf(t.Logf))
 	defer cancelTab()
 	b := &browser{t: t, ctx: tab, base: e.srv.URL, shots: shots}
+	// Every document records the CSP violations it sees (a DevTools
+	// script, which the page's CSP does not govern); shot checks them.
+	b.do(chromedp.Navigate("about:blank"))
+	if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.upkeepCSP = []; document.addEventListener("securitypolicyviolation", function (e) { window.upkeepCSP.push(e.violatedDirective + " " + e.blockedURI); });`,
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Signing in: a page without a session goes to the form, then back.
 	b.do(chromedp.Navigate(b.base + "/ui/groups/eu-prod"))
@@ -210,6 +219,13 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot("overview-refreshed")
 
+	// The CSP check above can see a violation: an inline style is one.
+	b.do(chromedp.Evaluate[chromedp.Void](`document.body.insertAdjacentHTML("beforeend", '<p style="color: red">inline</p>')`))
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](`window.upkeepCSP.length > 0`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		t.Errorf("an inline style raised no CSP violation: the page's CSP is not in force (%v)", err)
+	}
+	b.do(chromedp.Evaluate[chromedp.Void](`window.upkeepCSP = []`))
+
 	// Signing out ends the session: the next page asks to sign in.
 	b.submit("header form.logout button")
 	b.wait("#token")
@@ -286,6 +302,10 @@ func eval[T any](b *browser, expr string) T {
 }
 
 func (b *browser) shot(name string) {
+	b.t.Helper()
+	if v := eval[[]string](b, `window.upkeepCSP || []`); len(v) > 0 {
+		b.t.Errorf("%s: the page broke its own CSP: %q", name, v)
+	}
 	b.n++
 	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,8 +62,16 @@ func (h *Handler) newPage(q *request, title, nav string, data any) page {
 }
 
 func (h *Handler) problem(q *request, code int, title, msg string) {
+	h.problemPage(q, code, title, msg, false)
+}
+
+// problemPage shows what went wrong; refresh keeps the auto-refresh, for
+// a failure that may pass (the store), so the page recovers on its own.
+func (h *Handler) problemPage(q *request, code int, title, msg string, refresh bool) {
 	p := h.newPage(q, title, "", problemPage{Message: msg})
-	p.Refresh = 0
+	if !refresh {
+		p.Refresh = 0
+	}
 	h.render(q.w, q.r, code, "problem", p)
 }
 
@@ -472,7 +481,8 @@ type agentTable struct {
 	Rows    []report.Agent
 	Counts  report.Counts
 	Health  []countRow
-	Next    string // the query of the next page; "" on the last
+	Next    template.URL // the next page's path and query; "" on the last
+	First   template.URL // the first page of the same selection
 	Query   url.Values
 	Shown   int
 	Search  string
@@ -487,22 +497,24 @@ func (h *Handler) agentTable(q *request, p fleet.Page) (agentTable, error) {
 	}
 	t := agentTable{Now: q.now, Rows: fp.Agents, Counts: fp.Counts, Health: healthCounts(fp.Counts.ByHealth, fp.Counts.Agents),
 		Shown: len(fp.Agents), Search: p.Search, Group: p.Group, HealthQ: p.Health}
+	v := url.Values{}
+	if p.Search != "" {
+		v.Set("q", p.Search)
+	}
+	if p.Group != "" {
+		v.Set("group", p.Group)
+	}
+	if p.Health != "" {
+		v.Set("health", p.Health)
+	}
+	if p.Limit != DefaultPageSize {
+		v.Set("limit", strconv.Itoa(p.Limit))
+	}
+	// Built here from escaped values, so they are safe as URLs.
+	t.First = template.URL(Prefix + "agents?" + v.Encode())
 	if fp.Next != nil {
-		v := url.Values{}
-		if p.Search != "" {
-			v.Set("q", p.Search)
-		}
-		if p.Group != "" {
-			v.Set("group", p.Group)
-		}
-		if p.Health != "" {
-			v.Set("health", p.Health)
-		}
-		if p.Limit != DefaultPageSize {
-			v.Set("limit", strconv.Itoa(p.Limit))
-		}
 		v.Set("after", encodeCursor(*fp.Next))
-		t.Next = v.Encode()
+		t.Next = template.URL(Prefix + "agents?" + v.Encode())
 	}
 	return t, nil
 }

@@ -449,5 +449,6 @@ func (h *Handler) storeFailed(q *request, what string, err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = what + ": the fleet store did not answer in time; the page retries on its own."
 	}
-	h.problem(q, http.StatusServiceUnavailable, "Fleet store unavailable", msg)
+	q.w.Header().Set("Retry-After", "5")
+	h.problemPage(q, http.StatusServiceUnavailable, "Fleet store unavailable", msg, true)
 }

@@ -468,3 +468,47 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 }
+
+func TestAgentListFollowsItsCursor(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	seen := map[string]bool{}
+	next := "/ui/agents?limit=7&health=healthy"
+	re := regexp.MustCompile(`<tr data-agent="([^"]+)">`)
+	nextRe := regexp.MustCompile(`<a href="(/ui/agents\?[^"]+)" id="next-page"`)
+	for pages := 0; next != ""; pages++ {
+		if pages > 10 {
+			t.Fatal("more pages than agents")
+		}
+		a := e.do(t, "GET", strings.ReplaceAll(next, "&amp;", "&"), nil, "Cookie", "session")
+		if a.code != 200 {
+			t.Fatalf("GET %s: %d\n%s", next, a.code, a.body)
+		}
+		if !strings.Contains(a.body, `<span id="selection-count">20</span>`) {
+			t.Errorf("page %d does not count the 20 healthy agents of the whole selection", pages)
+		}
+		for _, m := range re.FindAllStringSubmatch(a.body, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := nextRe.FindStringSubmatch(a.body); m != nil {
+			next = m[1]
+		}
+	}
+	if len(seen) != 20 {
+		t.Errorf("%d agents over the pages, want the 20 healthy ones", len(seen))
+	}
+}
+
+func TestStoreFailureIsAPageThatRetries(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.store.Close()
+	for _, path := range []string{"/ui/", "/ui/rollouts/stable/cloud", "/ui/groups/eu-prod", "/ui/agents", "/ui/agents/c-1"} {
+		a := e.do(t, "GET", path, nil, "Cookie", "session")
+		if a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "the fleet store failed") || !strings.Contains(a.body, `data-refresh=`) {
+			t.Errorf("%s with the store closed: %d\n%s", path, a.code, a.body)
+		}
+	}
+}
