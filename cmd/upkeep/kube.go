@@ -161,7 +161,7 @@ func runKubeUpdater(cmd *cobra.Command, f kubeFlags) error {
 	}
 	verifier, err := oci.New(trust, vopts)
 	if err != nil {
-		return fmt.Errorf("trust: %w", err)
+		return fmt.Errorf("public keys and trust policies: %w", err)
 	}
 
 	mo := kube.ManagerOptions{
