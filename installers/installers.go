@@ -184,6 +184,9 @@ func CommandError(op string, argv []string, exitCode int, output string, runErr 
 	e := &Error{Op: op, Argv: argv, ExitCode: exitCode, Output: output, Err: runErr}
 	if r, line := Classify(rules, output); r.Name != "" {
 		e.Reason, e.Detail, e.Next = r.Reason, line, r.Next
+		if r.Reason == ErrChecksum {
+			e.Detail = withFileName(line, output)
+		}
 	}
 	return e
 }
