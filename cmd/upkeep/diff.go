@@ -115,6 +115,7 @@ func runDiff(ctx context.Context, out io.Writer, f diffFlags, now time.Time) err
 	report.BaseErrors = baseErrs
 	if client != nil {
 		fc, err := fleetCounts(orBackground(ctx), client, report, headState, now)
+		fc.BaseRevision = baseRev.ID
 		if err != nil {
 			return fmt.Errorf("--server: reading the fleet: %w", err)
 		}
@@ -141,6 +142,11 @@ func runDiff(ctx context.Context, out io.Writer, f diffFlags, now time.Time) err
 // cover the whole group), and every agent without a group.
 func fleetCounts(ctx context.Context, c *fleetclient.Client, r *diff.Report, head *spec.State, now time.Time) (diff.FleetCounts, error) {
 	fc := diff.FleetCounts{Server: c.String(), Time: now, Groups: map[string]diff.Versions{}, Ungrouped: map[string]diff.Versions{}}
+	rev, _, err := c.Channels(ctx)
+	if err != nil {
+		return fc, err
+	}
+	fc.ServedRevision = rev
 	groups, channels := diff.AffectedGroups(r, head)
 	for _, g := range groups {
 		p, err := c.FleetPage(ctx, g, "", 1)

@@ -37,6 +37,10 @@ type FleetCounts struct {
 	Groups map[string]Versions
 	// Ungrouped are the agents without a group, by the channel they report.
 	Ungrouped map[string]Versions
+	// ServedRevision is the revision the server serves; BaseRevision the
+	// commit id of base. When the server serves a Git commit and it is not
+	// base, the report says so (its agents may be on their way elsewhere).
+	ServedRevision, BaseRevision string
 }
 
 // FleetImpact is what merging would do to the fleet.
@@ -55,6 +59,11 @@ type FleetImpact struct {
 	// moving agent; nil when none opens within WindowHorizon.
 	FirstWindow *GroupWindow    `json:"firstWindow,omitempty"`
 	Channels    []ChannelImpact `json:"channels"`
+	// ServedRevision is what the server serves; NotBase is set when that is
+	// not base's commit: the counts are today's agents all the same, but
+	// some may still be moving to what the server serves.
+	ServedRevision string `json:"servedRevision,omitempty"`
+	NotBase        bool   `json:"notBase,omitempty"`
 }
 
 // ChannelImpact is one channel whose agents merging changes.
@@ -195,7 +204,11 @@ func AddFleet(r *Report, base, head *spec.State, fc FleetCounts, now time.Time) 
 	if base == nil {
 		base = &spec.State{}
 	}
-	f := &FleetImpact{Server: fc.Server, Time: fc.Time.UTC(), Channels: []ChannelImpact{}}
+	f := &FleetImpact{Server: fc.Server, Time: fc.Time.UTC(), Channels: []ChannelImpact{}, ServedRevision: fc.ServedRevision,
+		// Only a Git source's revision is a commit id; a folder's
+		// ("sha256:…") names content and cannot be compared with a commit.
+		NotBase: fc.ServedRevision != "" && fc.BaseRevision != "" && !strings.Contains(fc.ServedRevision, ":") &&
+			fc.ServedRevision != fc.BaseRevision}
 	r.Fleet = f
 	if len(r.HeadErrors) > 0 {
 		f.Summary = "merging this moves no agents: head is invalid, and the version server never serves an invalid revision"
@@ -483,4 +496,13 @@ func channelLine(name string, c ChannelImpact) string {
 		s += ", in " + countOf(c.Groups, "group")
 	}
 	return s
+}
+
+// notBaseNote says that the server does not serve base.
+func notBaseNote(f *FleetImpact) string {
+	rev := f.ServedRevision
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	return "note: the server serves revision " + rev + ", not base: the counts are of the agents as they are now, some perhaps still moving to what it serves"
 }

@@ -59,6 +59,35 @@ var fleetScenarios = []fleetScenario{
 		},
 	},
 	{
+		name:     "fleet-server-behind-base",
+		sentence: "a server serving another commit than base is named, since its agents may still be moving",
+		golden:   true,
+		edit: func(h *spec.State) spec.Errors {
+			channel(h, "stable/cloud").Version = "17.4.0"
+			return nil
+		},
+		counts: FleetCounts{Groups: map[string]Versions{"eu-prod": {"17.3.0": 3}},
+			ServedRevision: "1111111111111111111111111111111111111111", BaseRevision: "2222222222222222222222222222222222222222"},
+		check: func(t *testing.T, f *FleetImpact) {
+			if !f.NotBase {
+				t.Errorf("got %+v", f)
+			}
+		},
+	},
+	{
+		sentence: "a folder's content hash is not compared with base's commit",
+		edit: func(h *spec.State) spec.Errors {
+			channel(h, "stable/cloud").Version = "17.4.0"
+			return nil
+		},
+		counts: FleetCounts{ServedRevision: "sha256:0123", BaseRevision: "2222222222222222222222222222222222222222"},
+		check: func(t *testing.T, f *FleetImpact) {
+			if f.NotBase {
+				t.Errorf("got %+v", f)
+			}
+		},
+	},
+	{
 		sentence: "an invalid head moves nobody: it is never served",
 		edit: func(h *spec.State) spec.Errors {
 			channel(h, "stable/cloud").Version = "17.9.0"

@@ -291,6 +291,11 @@ func writeMarkdownFleet(b *bytes.Buffer, f *FleetImpact) {
 	p("#### Agents")
 	p("")
 	p("From %s at %s.", code(f.Server), md(f.Time.Format("2006-01-02 15:04 MST")))
+	if f.NotBase {
+		p("")
+		p("> [!NOTE]")
+		p("> %s.", md(capitalize(strings.TrimPrefix(notBaseNote(f), "note: "))))
+	}
 	for _, c := range f.Channels {
 		p("")
 		p("%s", strings.Replace(md(channelLine("\x00", c)), "\x00", "**"+code(c.Name)+"**", 1)+".")

@@ -222,6 +222,9 @@ func showsSchedule(d GroupDiff) bool {
 // writeTextFleet writes the agents merging moves, per channel and stage.
 func writeTextFleet(w io.Writer, f *FleetImpact) {
 	fmt.Fprintf(w, "\nAgents (from %s at %s):\n", f.Server, f.Time.Format("2006-01-02 15:04 MST"))
+	if f.NotBase {
+		fmt.Fprintf(w, "  %s\n", notBaseNote(f))
+	}
 	if len(f.Channels) == 0 {
 		fmt.Fprintf(w, "  %s\n", f.Summary)
 	}
