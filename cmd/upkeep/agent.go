@@ -56,7 +56,10 @@ Exit status of --once and --dry-run (docs/agent.md):
   1  the pass failed (lock held, state or journal unreadable, metadata
      refresh or version lookup failed), or an update it made or finished
      after a crash did not end Updated (rolled back, failed, interrupted)
-  2  usage or configuration error (flags, the config file, the server URL)`,
+  2  usage or configuration error (flags, the config file, the server URL)
+  143, 130  stopped by SIGTERM or SIGINT between steps; the next pass finishes
+     the update (docs/sigterm.md)
+  75 stopped while a package command ran, which was left running to finish`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
 	}
