@@ -62,9 +62,7 @@ spec:
 // edit that moves eu-prod's window to 03:00.
 func fleetRepo(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	requireGit(t)
 	dir := t.TempDir()
 	gitRun(t, dir, "init", "-q", "-b", "main")
 	writeFile(t, dir, "control-planes.yaml", controlPlanesYAML)
@@ -76,6 +74,18 @@ func fleetRepo(t *testing.T) string {
 	gitRun(t, dir, "commit", "-q", "-am", "stable/cloud: roll out 17.4.0")
 	writeFile(t, dir, "groups/eu-prod.yaml", groupYAML("03:00"))
 	return dir
+}
+
+// requireGit skips a test that needs the git CLI when it is missing, and
+// fails it under CI=true, where every tool must be installed.
+func requireGit(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("git is not installed, and CI=true requires it (apt-get install git)")
+		}
+		t.Skip("git is not installed")
+	}
 }
 
 func gitRun(t *testing.T, dir string, args ...string) string {
@@ -261,9 +271,7 @@ func TestDiffCommand(t *testing.T) {
 // raises it to 17.4.0, rolled out in stages.
 func fleetDiffRepo(t *testing.T) (dir string, base map[string]string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	requireGit(t)
 	base = map[string]string{}
 	for name, content := range fleetRepoFiles {
 		base[name] = content
