@@ -25,7 +25,7 @@ const MaxWindowDuration = 7 * 24 * time.Hour
 func (ck *checker) controlPlane(d *document) {
 	name, _ := d.str("metadata.name")
 	cp := &ControlPlane{Name: name, Pos: d.at("metadata.name")}
-	ok := true
+	ok := ck.checkNameLength(d, "metadata.name")
 	raw, _ := d.str("spec.version")
 	if v, err := parseVersion(raw); err != nil {
 		ok = ck.fail(d, "spec.version", err.Error())
@@ -50,7 +50,8 @@ func (ck *checker) channel(d *document) {
 	ch.ControlPlane, _ = d.str("spec.controlPlane")
 	ch.Critical, _ = d.boolean("spec.critical")
 	ch.Default, _ = d.boolean("spec.default")
-	ok := true
+	ok := ck.checkNameLength(d, "metadata.name")
+	ok = ck.checkNameLength(d, "spec.controlPlane") && ok
 	if strings.HasPrefix(name, GroupChannelPrefix) {
 		ok = ck.fail(d, "metadata.name", fmt.Sprintf(
 			"channel name %q starts with %q, which is reserved for the group-scoped channel Teleport's updaters ask (%s<group>); rename the channel",
@@ -122,6 +123,7 @@ func (ck *checker) rollout(d *document) (*Rollout, bool) {
 		for j := range d.length(groups) {
 			p := schema.IndexPath(groups, j)
 			g, _ := d.str(p)
+			ok = ck.checkNameLength(d, p) && ok
 			if first, dup := inStage[g]; dup {
 				where := fmt.Sprintf("already in stages[%d]", first)
 				if first == i {
@@ -218,7 +220,8 @@ func (ck *checker) group(d *document) {
 	name, _ := d.str("metadata.name")
 	g := &Group{Name: name, Pos: d.at("metadata.name"), UpdateDuration: DefaultUpdateDuration}
 	g.Channel, _ = d.str("spec.channel")
-	ok := true
+	ok := ck.checkNameLength(d, "metadata.name")
+	ok = ck.checkNameLength(d, "spec.channel") && ok
 	g.Timezone, _ = d.str("spec.timezone")
 	loc, err := ck.zones.load(g.Timezone)
 	if err != nil {
@@ -323,8 +326,8 @@ func longestWindow(ws []Window) time.Duration {
 
 func (ck *checker) freeze(d *document, at string, loc *time.Location) (Freeze, bool) {
 	var f Freeze
-	ok := true
 	f.Name, _ = d.str(at + ".name")
+	ok := ck.checkNameLength(d, at+".name")
 	f.AllowCritical, _ = d.boolean(at + ".allowCritical")
 	rawStart, _ := d.str(at + ".start")
 	start, err := parseFreezeTime(rawStart, loc, false)

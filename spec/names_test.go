@@ -47,3 +47,71 @@ func TestErrorLinesCannotBeForged(t *testing.T) {
 		})
 	}
 }
+
+// longName is a name of n bytes, a channel name ("stable/...") when channel.
+func longName(n int, channel bool) string {
+	if channel {
+		return "stable/" + strings.Repeat("c", n-len("stable/"))
+	}
+	return strings.Repeat("g", n)
+}
+
+// TestLoadNameLengths: every name at MaxNameLength loads, and one byte over
+// is refused at its file:line with the limit's name.
+func TestLoadNameLengths(t *testing.T) {
+	fleetWith := func(cp, ch, g, freeze string) string {
+		return "apiVersion: upkeep.dev/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: " + cp + "\nspec:\n  version: 17.2.3\n" +
+			"---\napiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  name: " + ch + "\nspec:\n  controlPlane: " + cp + "\n  version: 17.1.0\n  rollout:\n    stages: [{groups: [" + g + "]}]\n" +
+			"---\napiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata:\n  name: " + g + "\nspec:\n  channel: " + ch + "\n  timezone: UTC\n  freezes: [{name: " + freeze + ", start: 2027-01-01, end: 2027-01-02}]\n"
+	}
+	at, over := MaxNameLength, MaxNameLength+1
+	st, errs := Load(fleet(map[string]string{"long.yaml": fleetWith(longName(at, false), longName(at, true), longName(at, false), longName(at, false))}))
+	if errs != nil || st.Channel(longName(at, true)) == nil || st.Group(longName(at, false)) == nil || st.ControlPlane(longName(at, false)) == nil {
+		t.Fatalf("names of %d bytes: %v", at, errs)
+	}
+	_, errs = Load(fleet(map[string]string{"long.yaml": fleetWith(longName(over, false), longName(over, true), longName(over, false), longName(over, false))}))
+	msg := "name of 254 bytes is longer than 253 (limit name-length): names travel in URLs, headers, Kubernetes annotations and reports; shorten it"
+	want := []string{
+		"long.yaml:4:9: metadata.name: " + msg,
+		"long.yaml:11:9: metadata.name: " + msg,
+		"long.yaml:13:17: spec.controlPlane: " + msg,
+		"long.yaml:16:24: spec.rollout.stages[0].groups[0]: " + msg,
+		"long.yaml:21:9: metadata.name: " + msg,
+		"long.yaml:23:12: spec.channel: " + msg,
+		"long.yaml:25:20: spec.freezes[0].name: " + msg,
+	}
+	var got []string
+	for _, e := range errs {
+		if strings.Contains(e.Msg, "limit name-length") {
+			got = append(got, e.Error())
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s\nall:\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"), errs)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	tests := []struct {
+		scenario string
+		name     string
+		channel  bool
+		want     bool
+	}{
+		{"a group name at the limit", longName(MaxNameLength, false), false, true},
+		{"a group name one byte over", longName(MaxNameLength+1, false), false, false},
+		{"a channel name at the limit", longName(MaxNameLength, true), true, true},
+		{"a channel name one byte over", longName(MaxNameLength+1, true), true, false},
+		{"a slash is not in a group name", "stable/cloud", false, false},
+		{"an empty segment", "stable//cloud", true, false},
+		{"a segment ending in a dot", "stable./cloud", true, false},
+		{"upper case", "Prod", false, false},
+		{"empty", "", false, false},
+		{"digits, dots and dashes inside", "eu-1.prod", false, true},
+	}
+	for _, tt := range tests {
+		if got := ValidName(tt.name, tt.channel); got != tt.want {
+			t.Errorf("%s: ValidName(%q, %v) = %v, want %v (%s)", tt.scenario, tt.name, tt.channel, got, tt.want, NameProblem(tt.name, tt.channel))
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/health"
+	"upkeep.dev/upkeep/spec"
 )
 
 // Kinds of updater.
@@ -50,9 +51,9 @@ const NoVersion = "none"
 // Field limits. They bound memory per agent (a report is at most a few KiB)
 // and keep a hostile or broken updater from filling logs and pages.
 const (
-	MaxIDLength      = 253 // an FQDN fits
-	MaxNameLength    = 253 // group and channel names
-	MaxWorkloadLen   = 320 // "<namespace>/<kind>/<name>"
+	MaxIDLength      = 253                // an FQDN fits
+	MaxNameLength    = spec.MaxNameLength // group and channel names: the fleet repository's one limit
+	MaxWorkloadLen   = 320                // "<namespace>/<kind>/<name>"
 	MaxVersionLength = 64
 	MaxReasonLength  = 64
 	MaxMessageLength = 2048
@@ -403,20 +404,7 @@ func validID(s string) bool {
 }
 
 func validName(s string, multi bool) bool {
-	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || !isLowerAlnum(seg[0]) || !isLowerAlnum(seg[len(seg)-1]) {
-			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; !isLowerAlnum(c) && c != '.' && c != '-' {
-				return false
-			}
-		}
-		if !multi && len(seg) != len(s) {
-			return false
-		}
-	}
-	return true
+	return spec.ValidName(s, multi) // the loader's rule, so what validates is accepted
 }
 
 func isCamelCase(s string) bool {

@@ -14,6 +14,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/report"
+	"upkeep.dev/upkeep/spec"
 )
 
 // Concurrency leases (FleetLock semantics), kept in the fleet store so that
@@ -156,11 +157,11 @@ func decodeLease(raw []byte, def time.Duration) (leaseBody, time.Duration, error
 	if b.Group == report.NoGroup {
 		b.Group = ""
 	}
-	if b.Group != "" && (len(b.Group) > report.MaxNameLength || !validName(b.Group, false)) {
-		return b, 0, fmt.Errorf("group %s is not a group name", quoteParam(b.Group))
+	if why := spec.NameProblem(b.Group, false); b.Group != "" && why != "" {
+		return b, 0, fmt.Errorf("group %s: %s", quoteParam(b.Group), why)
 	}
-	if b.Channel != "" && (len(b.Channel) > report.MaxNameLength || !validName(b.Channel, true)) {
-		return b, 0, fmt.Errorf("channel %s is not a channel name", quoteParam(b.Channel))
+	if why := spec.NameProblem(b.Channel, true); b.Channel != "" && why != "" {
+		return b, 0, fmt.Errorf("channel %s: %s", quoteParam(b.Channel), why)
 	}
 	if len(b.Version) > report.MaxVersionLength {
 		return b, 0, fmt.Errorf("version: %d bytes, at most %d allowed", len(b.Version), report.MaxVersionLength)

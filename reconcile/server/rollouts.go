@@ -123,7 +123,7 @@ func (h *handler) rolloutDetail(w http.ResponseWriter, r *http.Request, channel 
 		return code
 	}
 	if !validName(channel, true) {
-		return badRequest(w, fmt.Sprintf("%s is not a channel name", quoteParam(channel)))
+		return badRequest(w, fmt.Sprintf("%s: %s", quoteParam(channel), spec.NameProblem(channel, true)))
 	}
 	limit, msg := onlyIntParam(r, "transitions", 1, MaxTransitions, DefaultTransitions)
 	if msg != "" {
@@ -227,7 +227,7 @@ func (h *handler) operate(w http.ResponseWriter, r *http.Request, channel string
 		return code
 	}
 	if !validName(channel, true) {
-		return badRequest(w, fmt.Sprintf("%s is not a channel name", quoteParam(channel)))
+		return badRequest(w, fmt.Sprintf("%s: %s", quoteParam(channel), spec.NameProblem(channel, true)))
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOperatorBody))
 	if err != nil {

@@ -281,7 +281,7 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		ge := t.groups[g]
 		if ge == nil {
 			if !validName(g, false) {
-				return rt, badRequest(w, fmt.Sprintf("%q is not a group name", g))
+				return rt, badRequest(w, fmt.Sprintf("%s: %s", quoteParam(g), spec.NameProblem(g, false)))
 			}
 			return rt, notFound(w, fmt.Sprintf("unknown group %q in the group-scoped channel %q", g, channel))
 		}
@@ -347,7 +347,7 @@ func (h *handler) unknownChannel(w http.ResponseWriter, r *http.Request, name st
 		return notReady(w)
 	}
 	if !validName(name, true) {
-		return badRequest(w, fmt.Sprintf("%q is not a channel name: lowercase letters, digits, '.' and '-' in segments joined by '/'", name))
+		return badRequest(w, fmt.Sprintf("%s: %s", quoteParam(name), spec.NameProblem(name, true)))
 	}
 	if name == spec.DefaultChannelName {
 		// Guessing a channel could hand an install script a version of
@@ -403,7 +403,7 @@ func (h *handler) group(w http.ResponseWriter, r *http.Request, name string) (*g
 	e := t.groups[name]
 	if e == nil {
 		if !validName(name, false) {
-			return nil, badRequest(w, fmt.Sprintf("%q is not a group name", name))
+			return nil, badRequest(w, fmt.Sprintf("%s: %s", quoteParam(name), spec.NameProblem(name, false)))
 		}
 		return nil, notFound(w, fmt.Sprintf("unknown group %q", name))
 	}
@@ -579,28 +579,5 @@ func textError(w http.ResponseWriter, code int, msg string) int {
 // [a-z0-9]([a-z0-9.-]*[a-z0-9])?. It only decides between 400 and 404 for
 // names the snapshot does not have.
 func validName(s string, multi bool) bool {
-	if s == "" {
-		return false
-	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != '/' {
-			c := s[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-				return false
-			}
-			continue
-		}
-		if i < len(s) && !multi {
-			return false
-		}
-		seg := s[start:i]
-		if seg == "" || !alnum(seg[0]) || !alnum(seg[len(seg)-1]) {
-			return false
-		}
-		start = i + 1
-	}
-	return true
+	return spec.ValidName(s, multi) // the loader's rule and length limit
 }
-
-func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

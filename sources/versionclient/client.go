@@ -61,6 +61,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/sources/netpolicy"
+	"upkeep.dev/upkeep/spec"
 )
 
 // Body limits. A body over its limit is refused.
@@ -127,8 +128,8 @@ func (id Identity) Check() error {
 			return fmt.Errorf("agent id %+q: use at most 253 letters, digits, '.', '_', ':' and '-', starting with a letter or digit", id.AgentID)
 		}
 	}
-	if id.Group != "" && (strings.Contains(id.Group, "/") || !validChannel(id.Group)) {
-		return fmt.Errorf("group %+q is not a group name: lower-case letters, digits, '.' and '-', starting and ending with a letter or digit", id.Group)
+	if why := spec.NameProblem(id.Group, false); id.Group != "" && why != "" {
+		return fmt.Errorf("group %+q: %s", id.Group, why)
 	}
 	return nil
 }
@@ -384,23 +385,10 @@ func ParseGroupChannel(body []byte, group string) (string, error) {
 	return *doc.Channel, nil
 }
 
-// validChannel is the fleet repository's rule for channel names: segments
-// of [a-z0-9.-] starting and ending with a letter or digit, joined by "/".
+// validChannel is the fleet repository's rule for channel names, its
+// length limit included (spec.ValidName).
 func validChannel(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, seg := range strings.Split(s, "/") {
-		if seg == "" || !alnum(seg[0]) || !alnum(seg[len(seg)-1]) {
-			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; !alnum(c) && c != '.' && c != '-' {
-				return false
-			}
-		}
-	}
-	return true
+	return spec.ValidName(s, true)
 }
 
 func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
