@@ -135,7 +135,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return stopExit(stopper, nil)
 	}
 	p := u.Once(ctx, f.dryRun)
-	printPass(cmd.OutOrStdout(), p, f.dryRun, cfg.StateDir)
+	printPass(cmd.OutOrStdout(), p, f.dryRun, cfg)
 	if err := stopExit(stopper, p); err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
 }
 
 // printPass shows one pass for a person: the decision and its reason first.
-func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, stateDir string) {
+func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, cfg *hostupdater.Config) {
 	d := p.Decision
 	if d.Action == "" {
 		// The pass stopped before the chain ran (recovery or the state
@@ -241,7 +241,7 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, stateDir string) {
 	}
 	if l := leaseText(p.Lease); l != "" {
 		fmt.Fprintf(w, "lease:    %s\n", l)
-	} else if dryRun && d.Action == reconcile.ActionUpdate {
+	} else if dryRun && d.Action == reconcile.ActionUpdate && *cfg.Leases {
 		fmt.Fprintf(w, "lease:    not asked in a dry run; a real pass asks the server for one first (leases: true)\n")
 	}
 	if len(p.Commands) > 0 {
@@ -259,7 +259,7 @@ func printPass(w io.Writer, p *hostupdater.Pass, dryRun bool, stateDir string) {
 	}
 	if j := p.Unfinished; j != nil {
 		fmt.Fprintf(w, "unfinished: the update %s → %s stopped while %s; a real pass finishes it first (journal %s), then decides\n",
-			orDash(j.From), j.To, j.Step, apply.JournalPath(stateDir))
+			orDash(j.From), j.To, j.Step, apply.JournalPath(cfg.StateDir))
 	}
 	if r := p.Recovered; r != nil {
 		fmt.Fprintf(w, "recovered: %s %s → %s (%s): %s\n", r.Outcome, orDash(r.From), r.To, r.Reason, r.Message)
