@@ -148,6 +148,23 @@ func fleetCounts(ctx context.Context, c *fleetclient.Client, r *diff.Report, hea
 	}
 	fc.ServedRevision = rev
 	groups, channels := diff.AffectedGroups(r, head)
+	if len(groups) > maxGroupRequests {
+		// Fewer requests: every agent, page by page, counted here.
+		all, err := c.Fleet(ctx, "")
+		if err != nil {
+			return fc, err
+		}
+		fc.Time = all.Time
+		for _, a := range all.Agents {
+			if a.Group != "" && slices.Contains(groups, a.Group) {
+				count(fc.Groups, a.Group, a.CurrentVersion)
+			}
+			if a.Group == "" && slices.Contains(channels, a.Channel) {
+				count(fc.Ungrouped, a.Channel, a.CurrentVersion)
+			}
+		}
+		return fc, nil
+	}
 	for _, g := range groups {
 		p, err := c.FleetPage(ctx, g, "", 1)
 		if err != nil {
@@ -164,17 +181,26 @@ func fleetCounts(ctx context.Context, c *fleetclient.Client, r *diff.Report, hea
 	}
 	fc.Time = ungrouped.Time
 	for _, a := range ungrouped.Agents {
-		if !slices.Contains(channels, a.Channel) {
-			continue
+		if slices.Contains(channels, a.Channel) {
+			count(fc.Ungrouped, a.Channel, a.CurrentVersion)
 		}
-		vs := fc.Ungrouped[a.Channel]
-		if vs == nil {
-			vs = diff.Versions{}
-			fc.Ungrouped[a.Channel] = vs
-		}
-		vs[cmp.Or(a.CurrentVersion, report.UnknownVersion)]++
 	}
 	return fc, nil
+}
+
+// maxGroupRequests is how many groups fleetCounts asks one by one (a
+// one-agent page each, whose counts cover the group); beyond, it reads the
+// whole fleet once. A variable so that a test takes both paths.
+var maxGroupRequests = 20
+
+// count adds an agent on version to m[key].
+func count(m map[string]diff.Versions, key, version string) {
+	vs := m[key]
+	if vs == nil {
+		vs = diff.Versions{}
+		m[key] = vs
+	}
+	vs[cmp.Or(version, report.UnknownVersion)]++
 }
 
 // revisionName is "origin/main (1a2b3c4d5e6f)", or just the revision when

@@ -343,6 +343,16 @@ func TestDiffWithServer(t *testing.T) {
 		}
 	})
 
+	t.Run("counting from the whole fleet, as for many groups, gives the same report as asking group by group", func(t *testing.T) {
+		perGroup, _ := runDiffCmd(t, append([]string{"--repo", repo, "--output", "json"}, auth...)...)
+		defer func(n int) { maxGroupRequests = n }(maxGroupRequests)
+		maxGroupRequests = 0
+		whole, _ := runDiffCmd(t, append([]string{"--repo", repo, "--output", "json"}, auth...)...)
+		if whole != perGroup || !strings.Contains(whole, `"moving": 6`) {
+			t.Errorf("reading the whole fleet:\n%s\ngroup by group:\n%s", whole, perGroup)
+		}
+	})
+
 	t.Run("a server that refuses the token fails the diff naming --server", func(t *testing.T) {
 		wrong := filepath.Join(t.TempDir(), "token")
 		writeFile(t, filepath.Dir(wrong), "token", "ffffffffffffffffffffffffffffffff\n")
