@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/sources/fleetclient"
 )
 
@@ -96,8 +97,11 @@ func runRolloutList(ctx context.Context, out io.Writer, c *fleetclient.Client, o
 		return err
 	}
 	if output == "json" {
+		if rs == nil {
+			rs = []fleet.Rollout{}
+		}
 		return fleetclient.JSON(out, struct {
-			Rollouts any `json:"rollouts"`
+			Rollouts []fleet.Rollout `json:"rollouts"`
 		}{rs})
 	}
 	return fleetclient.RolloutList(out, rs)
