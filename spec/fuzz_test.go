@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode"
 )
 
 // FuzzLoad feeds arbitrary bytes as one file of a fleet next to the base
@@ -21,6 +22,17 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("<<: {apiVersion: upkeep.dev/v1alpha1}\nkind: Channel\nmetadata: {name: m}\nspec: {controlPlane: cloud, follow: controlPlane}\n"))
 	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: g}\nspec: {channel: stable/cloud, timezone: UTC, windows: [{start: '23:59', duration: 168h, days: [Sun]}], freezes: [{name: f, start: 2026-01-01, end: 2026-01-01}]}\n"))
 	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: r}\nspec: {controlPlane: cloud, version: 17.0.0, rollout: {resume: 2026-12-03T10:00:00Z, stages: [{groups: [g], canaries: '10%', bakeTime: 1h, successThreshold: 3, failureThreshold: '0.5%'}, {groups: [h]}]}}\n---\napiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: g}\nspec: {channel: r, timezone: UTC, maxConcurrent: 2}\n---\napiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: h}\nspec: {channel: r, timezone: UTC, maxConcurrent: '50%'}\n"))
+	// Hostile inputs, each at or over a limit (see limits.go).
+	f.Add([]byte("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"))
+	f.Add([]byte("x: " + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + "\n"))
+	f.Add([]byte("a: &a " + strings.Repeat("{b: ", 20) + "c" + strings.Repeat("}", 20) + "\nd: [[[[[[[[[[[[[[*a]]]]]]]]]]]]]]\n"))
+	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: r}\nspec: {controlPlane: cloud, version: 17.0.0, <<: {version: 17.1.0}}\n"))
+	f.Add([]byte("a: {!!merge <<: {b: 1}}\n"))
+	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Chan\xffnel\n"))
+	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: \"Chan\\nnel\"\nmetadata: {name: \"a\\rb\"}\n\"k\\ney\": 1\n"))
+	f.Add([]byte("? " + strings.Repeat("k", MaxScalarBytes+1) + "\n: 1\n"))
+	f.Add([]byte(strings.Repeat("---\na: 1\n", MaxDocuments+1)))
+	f.Add([]byte("apiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: " + strings.Repeat("g", MaxNameLength+1) + "}\nspec: {channel: stable/cloud, timezone: UTC}\n"))
 	files, _ := filepath.Glob("testdata/valid/*/*.y*ml")
 	more, _ := filepath.Glob("testdata/valid/*.yaml")
 	for _, p := range append(files, more...) {
@@ -41,6 +53,9 @@ func FuzzLoad(f *testing.F) {
 			}
 			if strings.HasPrefix(e.Msg, internalError) {
 				t.Fatalf("%v", e)
+			}
+			if line := e.Error(); strings.ContainsFunc(line, func(r rune) bool { return !unicode.IsPrint(r) }) {
+				t.Fatalf("error is not one line of printable text: %q", line)
 			}
 		}
 		if !slices.IsSortedFunc(errs, func(a, b Error) int {
