@@ -326,6 +326,10 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 		postinst  string // signal once this version's post-install script runs
 		unhealthy bool
 		bound     time.Duration // the stop bound (0: wait as long as it takes)
+		// killPM: SIGKILL the package manager's whole process group too, as
+		// a power loss would, so the next pass must repair its database.
+		killPM   bool
+		wantRule string // the repair the next pass names
 		// after a SIGTERM: the journal step left, and the end after the next pass
 		step Step
 	}
@@ -337,14 +341,16 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 		{name: "during health", pauseAt: "settle 1.1.0", step: StepSettling},
 		{name: "after the rollback starts", pauseAt: "restart 1.0.0", unhealthy: true, step: StepRollingBack},
 		{name: "during the rollback's package command", postinst: "1.0.0", unhealthy: true, step: StepRollingBack},
+		{name: "with the package manager, during the package command (power loss)", postinst: "1.1.0", killPM: true, step: StepInstalling},
+		{name: "with the package manager, during the rollback's package command (power loss)", postinst: "1.0.0", unhealthy: true, killPM: true, step: StepRollingBack},
 	}
 	for _, kind := range []string{"apt", "dnf", "zypper"} {
 		t.Run(kind, func(t *testing.T) {
 			f := slowFixture(t, kind)
 			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 				for _, p := range points {
-					if sig == syscall.SIGKILL && p.bound > 0 {
-						continue // a bound is for SIGTERM only
+					if sig == syscall.SIGKILL && p.bound > 0 || sig == syscall.SIGTERM && p.killPM {
+						continue // a bound is for SIGTERM only; a power loss is a SIGKILL
 					}
 					t.Run(fmt.Sprintf("%v %s", sig, p.name), func(t *testing.T) {
 						root, inst := f.newRoot(t)
@@ -362,8 +368,23 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 						} else {
 							waitFor(t, "the updater reaches "+p.pauseAt, 90*time.Second, func() bool { _, err := os.Stat(filepath.Join(dir, "paused")); return err == nil })
 						}
+						var pmTree []int
+						if p.killPM {
+							pmTree = descendants(childOf(t, cmd.Process.Pid))
+						}
 						start := time.Now()
 						cmd.Process.Signal(sig)
+						for _, pid := range pmTree {
+							syscall.Kill(pid, syscall.SIGKILL)
+						}
+						waitFor(t, "the package manager dies", 10*time.Second, func() bool {
+							for _, pid := range pmTree {
+								if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+									return false
+								}
+							}
+							return true
+						})
 						line := readLine(t, out)
 						err := cmd.Wait()
 						took := time.Since(start)
@@ -399,7 +420,7 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 						// While a package command the updater left behind still runs,
 						// the next pass waits and says who runs; it never advises
 						// `dpkg --configure -a`.
-						if p.postinst != "" && (sig == syscall.SIGKILL || p.bound > 0) {
+						if p.postinst != "" && !p.killPM && (sig == syscall.SIGKILL || p.bound > 0) {
 							if _, err := a.Recover(ctx); err == nil || !errors.Is(err, installers.ErrLocked) ||
 								!strings.Contains(err.Error(), "another package manager (pid ") || strings.Contains(err.Error(), "--configure") {
 								t.Fatalf("Recover while the package manager runs: %v; want it to wait, naming the pid, never advising dpkg --configure -a", err)
@@ -422,6 +443,12 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 						if err != nil {
 							t.Fatalf("Recover: %v", err)
 						}
+						if p.killPM {
+							if res == nil || res.Repair == nil || !strings.Contains(res.Message, "first repaired the package manager") {
+								t.Fatalf("after a power loss the next pass repaired nothing: %+v", res)
+							}
+							t.Logf("repaired: %s: %s; %v", res.Repair.Rule, res.Repair.Message, res.Repair.Commands)
+						}
 						if res == nil || (res.Outcome == Failed && res.Reason == ReasonInterruptedBeforeChange) {
 							r := a.Apply(ctx, "1.0.0", "1.1.0")
 							res = &r
@@ -441,6 +468,59 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// childOf returns the pid of pid's one child process: the package command
+// the updater started (the leader of its own session and process group).
+func childOf(t *testing.T, pid int) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ")".
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
+			var child int
+			fmt.Sscan(e.Name(), &child)
+			return child
+		}
+	}
+	t.Fatalf("the updater (pid %d) has no child: no package command runs", pid)
+	return 0
+}
+
+// descendants returns pid and every process below it (apt runs dpkg in a
+// session of its own, so neither a process group nor a session holds the
+// whole package manager).
+func descendants(pid int) []int {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		var p, pp int
+		fmt.Sscan(e.Name(), &p)
+		if len(f) > 1 {
+			fmt.Sscan(f[1], &pp)
+			parent[p] = pp
+		}
+	}
+	tree := []int{pid}
+	for k := 0; k < len(tree); k++ {
+		for p, pp := range parent {
+			if pp == tree[k] {
+				tree = append(tree, p)
+			}
+		}
+	}
+	return tree
 }
 
 // busyHolder is whether a package manager of kind holds its lock in root.
