@@ -319,10 +319,10 @@ func TestDiffWithServer(t *testing.T) {
 			t.Errorf("second line is not %q:\n%s", want, out)
 		}
 		for _, w := range []string{
-			"stage 1 (1 canary, bake 2h):",
+			"stage 0 (1 canary, bake 2h):",
 			"us-east-canary: 2 agents (17.2.0 ×1, 17.4.0 ×1), 1 moves; first usable window Tue 01:00 America/New_York: Tue 2026-11-24 01:00–04:00 EST",
 			"eu-prod: 3 agents (17.3.0 ×3), 3 move; first usable window Tue 02:00 Europe/Berlin: Tue 2026-11-24 02:00–06:00 CET (01:00–05:00 UTC); moves only after the earlier stages",
-			"stage 3 (implicit: the channel's other groups):",
+			"stage 2 (implicit: the channel's other groups):",
 			"without a group: 1 agent (17.3.0 ×1), 1 moves",
 		} {
 			if !strings.Contains(out, w) {

@@ -426,7 +426,7 @@ func versionCounts(vs Versions) string {
 	return strings.Join(parts, ", ")
 }
 
-// stageTitle is "stage 1 (1 canary, bake 2h)", "stage 3 (implicit)", or
+// stageTitle is "stage 0 (1 canary, bake 2h)", "stage 2 (implicit)", or
 // "all at once" for a channel without a rollout.
 func stageTitle(c ChannelImpact, s StageImpact) string {
 	if !c.Staged {
@@ -446,7 +446,7 @@ func stageTitle(c ChannelImpact, s StageImpact) string {
 	if s.BakeTime != "" {
 		set = append(set, "bake "+s.BakeTime)
 	}
-	t := fmt.Sprintf("stage %d", s.Index+1)
+	t := fmt.Sprintf("stage %d", s.Index) // from 0, as the server and the engine number them
 	if len(set) > 0 {
 		t += " (" + strings.Join(set, ", ") + ")"
 	}

@@ -101,7 +101,7 @@ func rolloutCell(r *RolloutBrief) string {
 	if r.State != fleet.StateDone {
 		s += ", " + stageLabel(r.Stage, r.Stages)
 		if r.Step == fleet.StepCanary {
-			s += " (canaries)"
+			s += ", canary step"
 		}
 	}
 	return s
@@ -183,7 +183,7 @@ func RolloutTable(w io.Writer, d RolloutDetail, now time.Time) error {
 			if st.Implicit {
 				groups = cmp.Or(groups, "agents of no stage") + " (implicit)"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.Index+1, groups, st.Status, st.Canaries,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.Index, groups, st.Status, st.Canaries,
 				shortDuration(st.BakeTime), st.Agents, st.Live, st.OnVersion, st.Healthy, st.Failed, bar(st.Healthy, st.Agents))
 		}
 		tw.Flush()
@@ -211,7 +211,7 @@ func RolloutList(w io.Writer, rs []fleet.Rollout) error {
 	tw := table(bw)
 	fmt.Fprintln(tw, "CHANNEL\tVERSION\tSTATE\tSTAGE\tSTEP\tSINCE\tLAST RULE")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s/%s\n", r.Channel, arrow(r.FromVersion, r.Version), r.State, r.Stage+1,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s/%s\n", r.Channel, arrow(r.FromVersion, r.Version), r.State, r.Stage,
 			cmp.Or(r.Step, "-"), utc(r.Since), r.Rule, r.Reason)
 	}
 	tw.Flush()

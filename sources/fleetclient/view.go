@@ -312,10 +312,11 @@ func position(current, target string) string {
 	return OnTarget
 }
 
-// stageLabel is "stage 2 of 3" for a stage index (people count from 1).
+// stageLabel is "stage 1 (of 0–2)": stages are numbered from 0, as the
+// server, the engine's messages and the Upkeep-Rollout header number them.
 func stageLabel(index, stages int) string {
 	if stages <= 0 {
-		return fmt.Sprintf("stage %d", index+1)
+		return fmt.Sprintf("stage %d", index)
 	}
-	return fmt.Sprintf("stage %d of %d", index+1, stages)
+	return fmt.Sprintf("stage %d (of 0–%d)", index, stages-1)
 }
