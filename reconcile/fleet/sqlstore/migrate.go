@@ -93,6 +93,13 @@ var migrations = [][]string{{
 			holder {{text}} NOT NULL,
 			expires_at {{time}} NOT NULL
 		)`,
+}, {
+	// The counts of GET /v1/fleet, the fleet page and upkeep_agents group
+	// every agent by these columns (and a search matches agent_id):
+	// scanning this narrow index rather than the rows, which carry the
+	// whole report, makes them 2 to 3 times cheaper at 10,000 agents, for
+	// a little more work per report.
+	`CREATE INDEX agents_counts ON agents (group_name, current_version, health, action, received_at, agent_id)`,
 }}
 
 // migrate brings the schema to the latest version in one transaction
