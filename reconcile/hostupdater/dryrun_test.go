@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"upkeep.dev/upkeep/installers"
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/apply"
 	"upkeep.dev/upkeep/reconcile/calendar"
@@ -89,13 +90,25 @@ func agePaths(t *testing.T, dir string) {
 	}
 }
 
-// countingInstaller counts what must never run in a dry run.
+// countingInstaller counts what must never run in a dry run: a refresh,
+// and a version lookup through Resolve (package managers write caches
+// while they look; only ResolveReadOnly may be asked).
 type countingInstaller struct {
 	*memInstaller
-	refreshes int
+	refreshes, resolves, readOnly int
 }
 
 func (c *countingInstaller) Refresh(context.Context) error { c.refreshes++; return nil }
+func (c *countingInstaller) Resolve(_ context.Context, _, v string) (string, error) {
+	c.resolves++
+	return v + "-1", nil
+}
+func (c *countingInstaller) ResolveReadOnly(_ context.Context, _, v string) (string, error) {
+	c.readOnly++
+	return v + "-1", nil
+}
+
+var _ installers.ReadOnlyResolver = (*countingInstaller)(nil)
 
 // wallWindow is a daily window in UTC opening at offset from now's time of
 // day, lasting d.
@@ -321,8 +334,13 @@ func TestDryRunWritesNothing(t *testing.T) {
 			if _, ok, err := s.store.Agent(ctx, "web-01", time.Now()); err != nil || ok {
 				t.Errorf("the store holds a report of web-01 (%v, %v): a dry run sends none", ok, err)
 			}
-			if inst.refreshes != 0 || len(mem.installs) != 0 {
-				t.Errorf("%d refreshes and installs %v in a dry run", inst.refreshes, mem.installs)
+			if inst.refreshes != 0 || inst.resolves != 0 || len(mem.installs) != 0 {
+				t.Errorf("%d refreshes, %d lookups through Resolve and installs %v in a dry run", inst.refreshes, inst.resolves, mem.installs)
+			}
+			if p.Decision.Action == reconcile.ActionUpdate && (inst.readOnly != 1 || p.Unresolved ||
+				!strings.Contains(fmt.Sprint(p.Commands), "="+p.Target+"-1")) {
+				t.Errorf("a dry run that would update looked the package version up %d times read-only (unresolved %v); commands %v",
+					inst.readOnly, p.Unresolved, p.Commands)
 			}
 			if p.Lease.State != reconcile.LeaseNotAsked || p.Result != nil || p.Recovered != nil {
 				t.Errorf("the dry run asked a lease (%s) or applied (%+v, recovered %+v)", p.Lease.State, p.Result, p.Recovered)
@@ -405,4 +423,31 @@ func leaseEvents(t *testing.T, store interface {
 		evs = append(evs, e.AgentID+":"+e.Event)
 	}
 	return strings.Join(evs, " ")
+}
+
+// TestDryRunDoesNotAskAWritingLookup: with an installer that cannot look a
+// version up without writing, a dry run does not ask it and says so; the
+// commands name the release version.
+func TestDryRunDoesNotAskAWritingLookup(t *testing.T) {
+	s := newSetup(t, false, nil, "")
+	inst := &writingLookup{memInstaller: s.inst}
+	s.u.installer = inst
+	p := s.u.Once(context.Background(), true)
+	if p.Decision.Action != reconcile.ActionUpdate || !p.Unresolved || inst.resolves != 0 {
+		t.Fatalf("decision %s, unresolved %v, %d lookups; want an Update, unresolved, no lookup", p.Decision.Action, p.Unresolved, inst.resolves)
+	}
+	if got := fmt.Sprint(p.Commands); !strings.Contains(got, "teleport=17.4.0") {
+		t.Errorf("commands %s do not name the release version", got)
+	}
+}
+
+// writingLookup is an installer whose Resolve would write (no ResolveReadOnly).
+type writingLookup struct {
+	*memInstaller
+	resolves int
+}
+
+func (w *writingLookup) Resolve(_ context.Context, _, v string) (string, error) {
+	w.resolves++
+	return v + "-1", nil
 }
