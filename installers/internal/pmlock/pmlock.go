@@ -94,10 +94,22 @@ func PIDFile(path string) (Holder, bool) {
 	if err != nil || pid <= 0 || pid == os.Getpid() {
 		return Holder{}, false
 	}
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+	if !alive(pid) {
 		return Holder{}, false
 	}
 	return Holder{Path: path, PID: pid, Name: comm(pid)}, true
+}
+
+// alive reports whether pid is a running process: a zombie (killed, not yet
+// reaped) holds no lock and does no work.
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(rest) > 0 && rest[0] != "Z" && rest[0] != "X"
 }
 
 func comm(pid int) string {
