@@ -29,6 +29,19 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 			want:     []string{"big.yaml: file is larger than 1 MiB (limit file-bytes is 1048576); split it, or list it in .upkeepignore if it is not fleet state"},
 		},
 		{
+			scenario: "the file that takes the repository over its size limit is refused, and later files are not read",
+			files: func() map[string]string {
+				files := map[string]string{}
+				for i := range MaxRepositorySize/MaxFileSize + 1 {
+					files[fmt.Sprintf("z%d.yaml", i)] = "#" + strings.Repeat("x", MaxFileSize-1)
+				}
+				files["zz.yaml"] = "not: [read"
+				return files
+			}(),
+			// base.yaml and z0 to z6 fit; z7 takes the total over.
+			want: []string{"z7.yaml: the repository's YAML files, up to this one, hold more than 8 MiB (limit repository-bytes is 8388608); this and later files are not read; list files that are not fleet state in .upkeepignore"},
+		},
+		{
 			scenario: "a file with one token over the token limit is refused at the line where it crosses",
 			files:    map[string]string{"t.yaml": "a: b\n" + strings.Repeat("x ", MaxFileTokens-2) + "\ny\n"},
 			want:     []string{"t.yaml:3: file holds more than 40000 tokens (limit file-tokens is 40000); split it into several files"},

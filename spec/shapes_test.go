@@ -15,6 +15,10 @@ type shape struct {
 	valid bool
 }
 
+// oneFile reports whether the shape is one file beside the base fleet: the
+// per-file targets apply to it, a whole repository's cost is its files'.
+func (s shape) oneFile() bool { return len(s.files()) == 1 }
+
 func size(files map[string][]byte) int {
 	n := 0
 	for _, d := range files {
@@ -79,6 +83,15 @@ func worstShapes() []shape {
 			many[fmt.Sprintf("g/%04d.yaml", i)] = fmt.Appendf(nil, groupHead+"  windows: [{days: [Tue, Thu], start: \"02:00\", duration: 4h}]\n  freezes: [{name: y, start: 2026-12-20, end: 2027-01-04}]\n", fmt.Sprintf("g%04d", i))
 		}
 		return many
+	})
+
+	// A large fleet as large fleets are laid out (BenchmarkLoad1000's).
+	addFiles("valid-fleet-1000", true, func() map[string][]byte {
+		files := map[string][]byte{}
+		for name, f := range fleetFS(1000, 1000) {
+			files[name] = f.Data
+		}
+		return files
 	})
 
 	// A window list one over its limit, to be refused before CUE.

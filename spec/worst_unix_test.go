@@ -19,9 +19,10 @@ const (
 )
 
 // TestLoadWorstShapesStayBounded loads each worst shape in a child process
-// of its own and checks its CPU time and its peak resident memory (the
-// kernel's maxrss, less that of a child that loads the base fleet alone)
-// against the targets. The shapes cost a fraction of the targets (see
+// of its own and checks its CPU time (for shapes of one file: a repository
+// costs the sum of its files) and its peak resident memory (the kernel's
+// maxrss, less that of a child that loads the base fleet alone) against
+// the targets. The shapes cost a fraction of the targets (see
 // BenchmarkLoadWorst), so machine load does not make this fail; a regression
 // to the old per-node index (900 MB, 20 s) does.
 func TestLoadWorstShapesStayBounded(t *testing.T) {
@@ -58,7 +59,7 @@ func TestLoadWorstShapesStayBounded(t *testing.T) {
 		if r.Valid != sh.valid {
 			t.Errorf("%s: valid = %v, want %v", sh.name, r.Valid, sh.valid)
 		}
-		if r.CPUms > worstCPUms {
+		if r.CPUms > worstCPUms && sh.oneFile() {
 			t.Errorf("%s: loading took %.0f ms of CPU, over the %d ms target", sh.name, r.CPUms, worstCPUms)
 		}
 		if peak > worstPeakRSS {
