@@ -163,6 +163,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 			return err
 		}
 		root = withPage(page, handler)
+	} else if f.ui {
+		log.Info("the fleet page /ui/ is off: it signs in with the fleet API's tokens; give --report-token-file")
 	}
 	srv := server.NewHTTPServer(f.listen, root)
 
