@@ -289,8 +289,14 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr 
 		UnusableChecks: unusable,
 	}
 	if fit, ok := calendar.FirstFit(in.Schedule.Windows, now, need); ok && in.Schedule.State == reconcile.ScheduleLoaded {
-		t := fit.Start.UTC()
-		status.NextWindow = &t
+		if !fit.Start.After(now) {
+			// Open now: its start is past, so the next window is the one after it.
+			fit, ok = calendar.FirstFit(in.Schedule.Windows, fit.End, need)
+		}
+		if ok {
+			t := fit.Start.UTC()
+			status.NextWindow = &t
+		}
 	}
 	if !d.RecheckAt.IsZero() {
 		t := d.RecheckAt.UTC()
