@@ -304,6 +304,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 			after := snapshotDir(t, dir)
 
 			seen[p.Decision.Rule] = true
+			t.Logf("decided %s by %s (%s): %s", p.Decision.Action, p.Decision.Rule, p.Decision.Reason, p.Decision.Message)
 			if !slices.Contains(tc.rules, p.Decision.Rule) || p.Decision.Action != tc.action {
 				t.Errorf("decided %s by %s (%s): %s; want %s by one of %v", p.Decision.Action, p.Decision.Rule, p.Decision.Reason,
 					p.Decision.Message, tc.action, tc.rules)
