@@ -236,6 +236,7 @@ type stageRow struct {
 	// version, on it but not healthy, failed.
 	HealthyPct, OnPct, FailedPct float64
 	Success, Failure             string
+	Bake                         time.Duration
 }
 
 type canaryRow struct {
@@ -278,7 +279,7 @@ func (h *Handler) rollout(q *request, channel string) {
 	}
 	if stages != nil {
 		for i, p := range server.Progress(ro, stages, agents) {
-			row := stageRow{StageProgress: p, Success: stages[i].SuccessThreshold.String(), Failure: stages[i].FailureThreshold.String()}
+			row := stageRow{StageProgress: p, Success: stages[i].SuccessThreshold.String(), Failure: stages[i].FailureThreshold.String(), Bake: stages[i].BakeTime}
 			if p.Agents > 0 {
 				row.HealthyPct = pct(p.Healthy, p.Agents)
 				row.OnPct = pct(p.OnVersion-p.Healthy, p.Agents)
