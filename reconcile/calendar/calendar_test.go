@@ -498,4 +498,3 @@ func BenchmarkWindows(b *testing.B) {
 		}
 	}
 }
-
