@@ -206,6 +206,11 @@ func newInstaller(cfg *hostupdater.Config) (installers.Installer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("choosing the package manager: %w (set installer: apt, dnf, yum or zypper)", err)
 		}
+		if _, isApt := inst.(*apt.Installer); isApt {
+			// The same host apt, told the agent's package so that a failed
+			// refresh can say whether the broken source is its source.
+			return apt.New(apt.Config{Package: cfg.Package}), nil
+		}
 		return inst, nil
 	case "apt":
 		return apt.New(apt.Config{Root: cfg.Root, Package: cfg.Package}), nil
