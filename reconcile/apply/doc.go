@@ -54,4 +54,20 @@
 // Recover is idempotent: it ends by marking the journal done, and a second
 // run finds nothing to do; a run cut short leaves the journal at a step from
 // which the next run goes on.
+//
+// Before anything else, Recover (and Apply, before it installs) lets a
+// Target that is a Repairer finish what an interrupted package-manager
+// transaction left (dpkg half-configured, two rpm versions), toward the
+// version the journal was installing; while another package manager runs,
+// it does nothing and says who runs. The repair is a step of the Result.
+//
+// # Stop and abort
+//
+// Cancelling the context is a stop, not an abort: no new step starts, a
+// running package command (which the installers run detached from the
+// context) is let finish and journaled — after an install that finished the
+// journal says restarting — and the Result is Interrupted. Stopper turns
+// SIGTERM/SIGINT into that stop, and a second signal or a bound into the
+// abort that stops waiting for the package command without killing it
+// (docs/sigterm.md).
 package apply
