@@ -588,7 +588,7 @@ func TestNewHTTPServerIsBounded(t *testing.T) {
 	b := serving(t, "rev1")
 	srv := server.NewHTTPServer("127.0.0.1:0", server.New(b, server.Options{}))
 	for name, d := range map[string]time.Duration{
-		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "BodyReadTimeout": server.BodyReadTimeout,
 		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
 	} {
 		if d <= 0 || d > 5*time.Minute {
