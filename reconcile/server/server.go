@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/rollout"
@@ -108,11 +109,15 @@ type handler struct {
 	cur     atomic.Pointer[tables]
 	answers func() *rollout.Answers // nil: no rollouts
 	roll    atomic.Pointer[rollTable]
+	now     func() time.Time
 }
 
 // New returns the version server's handler over b.
 func New(b Backend, o Options) http.Handler {
-	h := &handler{b: b, log: o.Logger, answers: o.Answers}
+	h := &handler{b: b, log: o.Logger, answers: o.Answers, now: o.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
 	if len(o.WebhookSecret) > 0 {
 		h.secret = append([]byte(nil), o.WebhookSecret...)
 	}
@@ -314,6 +319,11 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		}
 		scoped = g
 		if rt == routeCritical {
+			if e.view.Critical {
+				if held, code := h.criticalHeld(w, r, t, g); held {
+					return rt, code
+				}
+			}
 			return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
 		}
 		if e.rollout {
@@ -350,6 +360,32 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		}
 	}
 	return rt, writeBody(w, r, hText, e.versionETag, e.view.VersionBody)
+}
+
+// HeaderFreeze names the freeze that turned a critical answer into "no".
+const HeaderFreeze = "Upkeep-Freeze"
+
+// criticalHeld answers "no" to a group-scoped critical request while the
+// group is in a freeze that does not allow critical updates (rule
+// CriticalHeldByFreeze, as in the decision chain): Teleport's updaters
+// update at once on "yes" whatever their schedule, so the schedule alone
+// cannot hold a critical update back. The plain channel route keeps the
+// channel's answer: it serves every group of the channel.
+func (h *handler) criticalHeld(w http.ResponseWriter, r *http.Request, t *tables, group string) (bool, int) {
+	if t.snap.State == nil {
+		return false, 0
+	}
+	g := t.snap.State.Group(group)
+	if g == nil {
+		return false, 0
+	}
+	f, ok := calendar.Frozen(g, h.now())
+	if !ok || f.AllowCritical {
+		return false, 0
+	}
+	w.Header().Set(HeaderFreeze, fmt.Sprintf("rule=CriticalHeldByFreeze; freeze=%s; until=%s", f.Name, f.End.UTC().Format(time.RFC3339)))
+	// No ETag: the answer changes when the freeze ends, not with the revision.
+	return true, writeBody(w, r, hText, nil, reconcile.CriticalBody(false))
 }
 
 // splitTeleport splits "<channel>/<kind>" as Teleport does: trim slashes,
