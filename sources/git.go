@@ -263,6 +263,12 @@ func (g *gitSource) fetchLocked(ctx context.Context) (Revision, error) {
 		return Revision{}, err
 	}
 	g.log.Info("git branch moved", "branch", branch, "commit", rev.ID, "previous", g.cache.last.ID)
+	if tf, ok := rev.Files.(*treeFS); ok {
+		if subs, _ := tf.submodules(10); len(subs) > 0 {
+			g.log.Warn("git submodules are not read: their files belong to another repository; copy what the fleet needs into this one",
+				"commit", rev.ID, "submodules", subs)
+		}
+	}
 	g.cache.last = rev
 	return rev, nil
 }

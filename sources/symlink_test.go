@@ -164,6 +164,14 @@ func TestSubmodulesAreNotRead(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.dir, "mod", "outside.yaml")); err != nil {
 		t.Fatalf("the submodule was not checked out: %v", err)
 	}
+	rev, err := ReadRevision(r.dir, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Git source logs these paths as not read.
+	if subs, err := rev.Files.(*treeFS).submodules(10); err != nil || len(subs) != 1 || subs[0] != "mod" {
+		t.Errorf("submodules %v, %v; want [mod]", subs, err)
+	}
 	for _, rd := range readers {
 		if !rd.git {
 			continue

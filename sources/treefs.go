@@ -271,3 +271,30 @@ func (t *treeFS) read(h plumbing.Hash, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// submodules lists up to limit paths of the tree's submodules (gitlinks),
+// which the tree leaves out: their files belong to another repository.
+func (t *treeFS) submodules(limit int) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tree, err := object.GetTree(t.s, t.root)
+	if err != nil {
+		return nil, fmt.Errorf("reading tree %s: %w", t.root, err)
+	}
+	w := object.NewTreeWalker(tree, true, nil)
+	defer w.Close()
+	var out []string
+	for len(out) < limit {
+		name, e, err := w.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		if e.Mode == filemode.Submodule {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
