@@ -34,11 +34,16 @@ const (
 	// indicators [ ] { } , counts one, and each flow indicator one. It
 	// bounds the YAML nodes of a file (each takes a token or two), hence
 	// the parser's memory, whatever the file's shape, and the schema's
-	// work: 40,000 tokens are some 2,000 Channel documents, or a group with
-	// a thousand windows and a thousand freezes.
-	MaxFileTokens = 40_000
+	// work: 30,000 tokens are some 1,500 Channel documents.
+	MaxFileTokens = 30_000
 	// MaxDocuments bounds the documents of one file (limit documents-per-file).
 	MaxDocuments = 2_000
+	// MaxDocumentNodes bounds the YAML nodes (scalars, mappings, lists) of
+	// one document, aliases expanded (limit nodes-per-document): the schema
+	// is checked one document at a time, and CUE's work on a document's
+	// errors grows with the square of their number. A group at the window
+	// and freeze limits is some 3,000 nodes.
+	MaxDocumentNodes = 4_000
 	// MaxDepth bounds the nesting of mappings and lists in a document,
 	// aliases expanded (limit nesting-depth); the deepest field of the
 	// schema is at depth 6 (spec.rollout.stages[0].groups[0]).
@@ -50,13 +55,18 @@ const (
 	// MaxScalarBytes bounds one scalar, key or value (limit scalar-bytes):
 	// names, versions and times are short, and errors quote values.
 	MaxScalarBytes = 4096
-	// MaxEntries bounds the entries of any one mapping or list (limit
-	// entries-per-collection), where no narrower limit applies.
-	MaxEntries = 10_000
+	// MaxMappingKeys bounds the keys of one mapping (limit keys-per-mapping):
+	// the widest mapping of the schema has seven, and CUE's work on a
+	// mapping's unknown fields grows with the square of their number.
+	MaxMappingKeys = 100
+	// MaxEntries bounds the entries of any one list (limit
+	// entries-per-collection), where no narrower limit applies: a rollout
+	// stage of a thousand groups, say.
+	MaxEntries = 1_000
 	// MaxWindows bounds a group's spec.windows (limit windows-per-group).
-	MaxWindows = 1_000
+	MaxWindows = 200
 	// MaxFreezes bounds a group's spec.freezes (limit freezes-per-group).
-	MaxFreezes = 1_000
+	MaxFreezes = 200
 	// MaxStages bounds a channel's spec.rollout.stages (limit stages-per-rollout).
 	MaxStages = 100
 	// MaxDays bounds a window's days (limit days-per-window): seven days,
@@ -123,6 +133,7 @@ func prescan(name string, data []byte) (errs Errors, ok bool) {
 				"documents-per-file", MaxDocuments, "split it into several files"))
 			break
 		}
+		s.docNodes = 0
 		s.node(&n, 0, "")
 		clear(s.sizes)
 		clear(s.heights)
@@ -178,6 +189,7 @@ func countTokens(data []byte, max int) (n, off int) {
 type scan struct {
 	file       string
 	aliasNodes int
+	docNodes   int // of the document being walked
 	errs       Errors
 	// sizes and heights memoise, per document, the node count and height
 	// of anchored nodes, so that nested aliases cost their anchors once.
@@ -197,8 +209,11 @@ func (s *scan) fail(e Error) {
 // node checks n at depth; at is its schema location ("spec/windows/*"),
 // kept only as deep as collectionLimits reach.
 func (s *scan) node(n *yaml.Node, depth int, at string) {
-	if len(s.errs) >= maxLimitErrors {
+	if len(s.errs) >= maxLimitErrors || s.docNodes > MaxDocumentNodes {
 		return
+	}
+	if n.Kind != yaml.DocumentNode {
+		s.count(n, 1)
 	}
 	if depth > MaxDepth {
 		s.fail(limitError(s.pos(n), fmt.Sprintf("mappings and lists nest more than %d levels deep", MaxDepth),
@@ -213,9 +228,9 @@ func (s *scan) node(n *yaml.Node, depth int, at string) {
 			s.node(c, depth, at)
 		}
 	case yaml.MappingNode:
-		if keys := len(n.Content) / 2; keys > MaxEntries {
+		if keys := len(n.Content) / 2; keys > MaxMappingKeys {
 			s.fail(limitError(s.pos(n), fmt.Sprintf("mapping has %d keys", keys),
-				"entries-per-collection", MaxEntries, "split the document"))
+				"keys-per-mapping", MaxMappingKeys, "remove the keys the schema does not know"))
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -242,7 +257,9 @@ func (s *scan) node(n *yaml.Node, depth int, at string) {
 		if target == nil {
 			return
 		}
-		s.aliasNodes += s.size(target)
+		size := s.size(target)
+		s.count(n, size-1) // the alias itself is counted
+		s.aliasNodes += size
 		if s.aliasNodes > MaxAliasNodes {
 			s.fail(limitError(s.pos(n), fmt.Sprintf("aliases expand to more than %d nodes in this file", MaxAliasNodes),
 				"alias-nodes", MaxAliasNodes, "write the values out, or use fewer aliases of large values"))
@@ -257,6 +274,14 @@ func (s *scan) node(n *yaml.Node, depth int, at string) {
 		if target.Kind == yaml.SequenceNode {
 			s.length(n, len(target.Content), at)
 		}
+	}
+}
+
+// count adds k nodes, found at n, to the document's.
+func (s *scan) count(n *yaml.Node, k int) {
+	if s.docNodes += k; s.docNodes > MaxDocumentNodes {
+		s.fail(limitError(s.pos(n), fmt.Sprintf("document holds more than %d YAML nodes (the limit is crossed here)", MaxDocumentNodes),
+			"nodes-per-document", MaxDocumentNodes, "split it into several documents"))
 	}
 }
 

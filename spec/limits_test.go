@@ -10,14 +10,20 @@ import (
 
 const channelDoc = "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata:\n  name: %s\nspec:\n  controlPlane: cloud\n  version: 17.1.0\n"
 
+// aliasesPerDoc is how many aliases of a ten-element list fit in a
+// document of 13 nodes besides.
+const aliasesPerDoc = (MaxDocumentNodes - 13) / 11
+
+// flowList is a flow list of n copies of item.
+func flowList(n int, item string) string {
+	return "[" + strings.TrimSuffix(strings.Repeat(item+", ", n), ", ") + "]"
+}
+
 // TestLoadRefusesHostileInputs: each input that breaks a limit, or that
 // the loader refuses on sight, is refused with file:line and the limit's
 // name, before CUE sees it; the base fleet beside it still loads.
 func TestLoadRefusesHostileInputs(t *testing.T) {
 	groupWith := func(extra string) string { return fmt.Sprintf(groupHead, "h") + extra }
-	list := func(n int, item string) string {
-		return "[" + strings.TrimSuffix(strings.Repeat(item+", ", n), ", ") + "]"
-	}
 	tests := []struct {
 		scenario string
 		files    map[string]string
@@ -44,7 +50,7 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 		{
 			scenario: "a file with one token over the token limit is refused at the line where it crosses",
 			files:    map[string]string{"t.yaml": "a: b\n" + strings.Repeat("x ", MaxFileTokens-2) + "\ny\n"},
-			want:     []string{"t.yaml:3: file holds more than 40000 tokens (limit file-tokens is 40000); split it into several files"},
+			want:     []string{fmt.Sprintf("t.yaml:3: file holds more than %d tokens (limit file-tokens is %[1]d); split it into several files", MaxFileTokens)},
 		},
 		{
 			scenario: "one document over the documents limit is refused at that document",
@@ -73,50 +79,71 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 			want:     []string{"n.yaml:2:18: expanded, the alias *a nests more than 32 levels deep (limit nesting-depth is 32); flatten the anchored value"},
 		},
 		{
-			scenario: "nested aliases that expand past the alias limit are refused at the alias that crosses it",
+			scenario: "nested aliases that expand past the document limit are refused at the alias that crosses it",
 			files:    map[string]string{"a.yaml": "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"},
-			want:     []string{"a.yaml:4:26: aliases expand to more than 10000 nodes in this file (limit alias-nodes is 10000); write the values out, or use fewer aliases of large values"},
+			// Before d: 1,235 nodes; each *c adds 1,111.
+			want: []string{fmt.Sprintf("a.yaml:4:%d: document holds more than %d YAML nodes (the limit is crossed here) (limit nodes-per-document is %[2]d); split it into several documents",
+				5+3*((MaxDocumentNodes-1235)/1111), MaxDocumentNodes)},
+		},
+		{
+			scenario: "aliases that expand past the alias limit over several documents are refused at the alias that crosses it",
+			// Each document: 13 nodes and as many aliases of 11 as fit in
+			// it; the third document crosses the alias limit.
+			files: map[string]string{"a.yaml": strings.Repeat("---\na: &a [x,x,x,x,x,x,x,x,x,x]\nb: ["+strings.TrimSuffix(strings.Repeat("*a,", aliasesPerDoc), ",")+"]\n", 3)},
+			want: []string{fmt.Sprintf("a.yaml:9:%d: aliases expand to more than %d nodes in this file (limit alias-nodes is %[2]d); write the values out, or use fewer aliases of large values",
+				5+3*((MaxAliasNodes-2*11*aliasesPerDoc)/11), MaxAliasNodes)},
+		},
+		{
+			scenario: "a document of more nodes than allowed is refused where it crosses the limit",
+			files:    map[string]string{"n.yaml": "x:\n" + strings.Repeat("  - "+flowList(MaxEntries, "0")+"\n", MaxDocumentNodes/MaxEntries+1)},
+			want: func() []string {
+				// The document and x: 2 nodes; each line's list 1 + MaxEntries.
+				lines := (MaxDocumentNodes - 2) / (MaxEntries + 1)
+				z := MaxDocumentNodes - (2 + lines*(MaxEntries+1) + 1) + 1 // the scalar that crosses
+				return []string{fmt.Sprintf("n.yaml:%d:%d: document holds more than %d YAML nodes (the limit is crossed here) (limit nodes-per-document is %[3]d); split it into several documents",
+					lines+2, 6+3*(z-1), MaxDocumentNodes)}
+			}(),
 		},
 		{
 			scenario: "a group with one window over the windows limit is refused at the list",
-			files:    map[string]string{"g.yaml": groupWith("  windows: " + list(MaxWindows+1, `{start: "02:00", duration: 1h}`) + "\n")},
-			want:     []string{"g.yaml:8:12: list has 1001 entries (limit windows-per-group is 1000); split the document"},
+			files:    map[string]string{"g.yaml": groupWith("  windows: " + flowList(MaxWindows+1, `{start: "02:00", duration: 1h}`) + "\n")},
+			want:     []string{"g.yaml:8:12: list has 201 entries (limit windows-per-group is 200); split the document"},
 		},
 		{
 			scenario: "a group with one freeze over the freezes limit is refused at the list",
-			files:    map[string]string{"g.yaml": groupWith("  freezes: " + list(MaxFreezes+1, "{name: f, start: 2027-01-01, end: 2027-01-02}") + "\n")},
-			want:     []string{"g.yaml:8:12: list has 1001 entries (limit freezes-per-group is 1000); split the document"},
+			files:    map[string]string{"g.yaml": groupWith("  freezes: " + flowList(MaxFreezes+1, "{name: f, start: 2027-01-01, end: 2027-01-02}") + "\n")},
+			want:     []string{"g.yaml:8:12: list has 201 entries (limit freezes-per-group is 200); split the document"},
 		},
 		{
 			scenario: "windows given by an alias count as written out",
-			files:    map[string]string{"g.yaml": groupWith("  order: &w " + list(MaxWindows+1, "0") + "\n  windows: *w\n")},
-			want:     []string{"g.yaml:9:12: list has 1001 entries (limit windows-per-group is 1000); split the document"},
+			files:    map[string]string{"g.yaml": groupWith("  order: &w " + flowList(MaxWindows+1, "0") + "\n  windows: *w\n")},
+			want:     []string{"g.yaml:9:12: list has 201 entries (limit windows-per-group is 200); split the document"},
 		},
 		{
 			scenario: "a window with too many days is refused",
-			files:    map[string]string{"g.yaml": groupWith("  windows: [{start: \"02:00\", duration: 1h, days: " + list(MaxDays+1, "Mon") + "}]\n")},
+			files:    map[string]string{"g.yaml": groupWith("  windows: [{start: \"02:00\", duration: 1h, days: " + flowList(MaxDays+1, "Mon") + "}]\n")},
 			want:     []string{"g.yaml:8:50: list has 15 entries (limit days-per-window is 14); split the document"},
 		},
 		{
 			scenario: "a rollout with too many stages is refused",
-			files:    map[string]string{"c.yaml": fmt.Sprintf(channelDoc, "r") + "  rollout:\n    stages: " + list(MaxStages+1, "{groups: [eu-prod]}") + "\n"},
+			files:    map[string]string{"c.yaml": fmt.Sprintf(channelDoc, "r") + "  rollout:\n    stages: " + flowList(MaxStages+1, "{groups: [eu-prod]}") + "\n"},
 			want:     []string{"c.yaml:9:13: list has 101 entries (limit stages-per-rollout is 100); split the document"},
 		},
 		{
 			scenario: "any other list over the entries limit is refused",
-			files:    map[string]string{"c.yaml": fmt.Sprintf(channelDoc, "r") + "  x: " + list(MaxEntries+1, "0") + "\n"},
-			want:     []string{"c.yaml:8:6: list has 10001 entries (limit entries-per-collection is 10000); split the document"},
+			files:    map[string]string{"c.yaml": fmt.Sprintf(channelDoc, "r") + "  x: " + flowList(MaxEntries+1, "0") + "\n"},
+			want:     []string{"c.yaml:8:6: list has 1001 entries (limit entries-per-collection is 1000); split the document"},
 		},
 		{
 			scenario: "a mapping over the entries limit is refused",
 			files: map[string]string{"m.yaml": func() string {
 				var b strings.Builder
-				for i := range MaxEntries + 1 {
+				for i := range MaxMappingKeys + 1 {
 					fmt.Fprintf(&b, "k%d: 0\n", i)
 				}
 				return b.String()
 			}()},
-			want: []string{"m.yaml:1:1: mapping has 10001 keys (limit entries-per-collection is 10000); split the document"},
+			want: []string{"m.yaml:1:1: mapping has 101 keys (limit keys-per-mapping is 100); remove the keys the schema does not know"},
 		},
 		{
 			scenario: "a scalar over the scalar limit is refused, not quoted back whole",
@@ -242,14 +269,19 @@ func TestLoadAcceptsInputsAtTheLimits(t *testing.T) {
 			},
 		},
 		{
-			scenario: "aliases that expand to exactly the alias limit, and a scalar at the scalar limit",
+			scenario: "aliases that expand to the alias limit, documents at the node limit, and a scalar at the scalar limit",
 			data: func() string {
-				// Each *w adds 1 + 10 nodes of the list.
-				n := MaxAliasNodes / 11
-				return fmt.Sprintf(channelDoc, "a") + "  critical: false\nx: &w [0,0,0,0,0,0,0,0,0,0]\ny: [" +
-					strings.TrimSuffix(strings.Repeat("*w, ", n), ", ") + "]\nz: " + strings.Repeat("z", MaxScalarBytes) + "\n"
+				// Each *w adds 1 + 10 nodes of the list; three documents of
+				// 303 aliases make 9,999 nodes of aliases, each document
+				// 3,346 nodes of 5,000.
+				doc := "---\n" + fmt.Sprintf(channelDoc, "a") + "x: &w [0,0,0,0,0,0,0,0,0,0]\ny: [" +
+					strings.TrimSuffix(strings.Repeat("*w, ", MaxAliasNodes/11/3), ", ") + "]\n"
+				full := "---\nz: " + strings.Repeat("z", MaxScalarBytes) + "\nx:\n" + strings.Repeat("  - "+flowList(MaxEntries, "0")+"\n", MaxDocumentNodes/(MaxEntries+1)) +
+					"  - " + flowList(MaxDocumentNodes-(MaxDocumentNodes/(MaxEntries+1))*(MaxEntries+1)-5, "0") + "\n"
+				return strings.Repeat(doc, 3) + full
 			},
-			// The schema refuses x, y and z (unknown fields): no limit does.
+			// The schema refuses these documents (unknown fields, a second
+			// channel "a"): no limit does.
 			check: nil,
 		},
 	}

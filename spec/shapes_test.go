@@ -108,6 +108,43 @@ func worstShapes() []shape {
 		}
 		return []byte(b.String())
 	})
+	// A document that reaches CUE with as many unknown fields as a
+	// mapping may hold: one violation each.
+	add("many-unknown-fields", false, func() []byte {
+		var b strings.Builder
+		b.WriteString("apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: c}\nspec:\n  controlPlane: cloud\n  version: 17.1.0\n")
+		for i := range MaxMappingKeys - 2 {
+			fmt.Fprintf(&b, "  k%d: 0\n", i)
+		}
+		return []byte(b.String())
+	})
+	// Unknown fields spread over the mappings of documents as large as a
+	// document may be: all of a document's errors come from one evaluation.
+	add("unknown-fields-spread", false, func() []byte {
+		item := "    - {start: \"02:00\", duration: 1h"
+		for i := range MaxMappingKeys - 2 {
+			item += fmt.Sprintf(", k%d: 0", i)
+		}
+		item += "}\n"
+		doc := "---\n" + fmt.Sprintf(groupHead, "u") + "  windows:\n" + strings.Repeat(item, MaxDocumentNodes/(1+2*MaxMappingKeys)-1)
+		return fill("", doc, "", MaxFileTokens)
+	})
+	// Values the schema refuses, as many as documents may hold.
+	add("wrong-values", false, func() []byte {
+		item := "    - {days: [" + strings.TrimSuffix(strings.Repeat("Mox, ", MaxDays), ", ") + "], start: \"25:00\", duration: 0}\n"
+		doc := "---\n" + fmt.Sprintf(groupHead, "v") + "  windows:\n" + strings.Repeat(item, MaxWindows)
+		return fill("", doc, "", MaxFileTokens)
+	})
+	// A list as long as a list may be, of names that reach the rules
+	// between documents: one error each.
+	add("long-list", false, func() []byte {
+		var b strings.Builder
+		b.WriteString("apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: c}\nspec:\n  controlPlane: cloud\n  version: 17.1.0\n  rollout:\n    stages:\n      - groups:\n")
+		for i := range MaxEntries {
+			fmt.Fprintf(&b, "        - g%d\n", i)
+		}
+		return []byte(b.String())
+	})
 	// Documents at the document limit, each with schema errors.
 	add("many-documents", false, func() []byte { return ([]byte(strings.Repeat("---\nkind: Channel\n", MaxDocuments))) })
 	// Invalid documents that reach CUE: unknown fields in every one.
@@ -136,9 +173,12 @@ func worstShapes() []shape {
 	add("alias-bomb", false, func() []byte {
 		return ([]byte("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"))
 	})
-	// Aliases just inside the limit, in a valid-looking group.
+	// Aliases that expand to just under the file's alias limit, in
+	// documents that reach CUE.
 	add("aliases-inside", false, func() []byte {
-		return fill(fmt.Sprintf(groupHead, "a")+"  windows: &w [{start: \"02:00\", duration: 1h}, {start: \"03:00\", duration: 1h}]\n  x:\n", "    - *w\n", "", MaxAliasNodes/8)
+		doc := "---\n" + fmt.Sprintf(channelDoc, "a") + "x: &w [0,0,0,0,0,0,0,0,0,0]\ny: [" +
+			strings.TrimSuffix(strings.Repeat("*w, ", MaxAliasNodes/11/3), ", ") + "]\n"
+		return []byte(strings.Repeat(doc, 3))
 	})
 	// One scalar of nearly the file limit.
 	add("huge-scalar", false, func() []byte {
