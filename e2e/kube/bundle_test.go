@@ -2,10 +2,17 @@ package kube
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"upkeep.dev/upkeep/installers/kube"
 	"upkeep.dev/upkeep/installers/oci"
@@ -126,4 +133,80 @@ func TestBundleSignedImagesConverge(t *testing.T) {
 			t.Fatalf("the workload changed after a refusal: %s", got)
 		}
 	})
+}
+
+// TestUpdaterBinaryFollowsItsTrustPolicyFile runs the real `upkeep
+// kube-updater` with --trust-policy: a channel mapped to a keyless policy
+// gets its bundle-signed image, pinned to the verified digest.
+func TestUpdaterBinaryFollowsItsTrustPolicyFile(t *testing.T) {
+	bin := buildKubeUpdater(t)
+	e := newEnv(t)
+	e.simulateControllers(t)
+	ss := ocitest.NewSigstore(t)
+	repo := e.images.reg.Host + "/cli"
+	ocitest.PushImage(t, repo+":1.0.0")
+	d := ocitest.PushImage(t, repo+":1.1.0")
+	ss.SignKeyless(t, d, ocitest.Keyless{Subject: ciSubject, Issuer: ciIssuer})
+
+	dir := t.TempDir()
+	policy := "policies:\n  ci:\n    keyless:\n      - issuer: " + ciIssuer + "\n        subject: " + ciSubject + "\n    trustedRoot: trusted_root.json\n" +
+		"channels:\n  c-cli: ci\n"
+	for name, data := range map[string][]byte{"trust.yaml": []byte(policy), "trusted_root.json": ss.TrustedRootJSON} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: e.cfg.Host, CertificateAuthorityData: e.cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: e.cfg.BearerToken, ClientCertificateData: e.cfg.CertData, ClientKeyData: e.cfg.KeyData}
+	kc.Contexts["admin"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "admin"
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+
+	ns := e.namespace(t, "cli")
+	e.fleet.setChannel(t, "c-cli", "1.1.0", false)
+	e.fleet.setGroup(t, "g-cli", "c-cli", open, openD)
+	e.healthy(t, ns, "agent")
+	e.create(t, workload{ns: ns, name: "agent", image: repo + ":1.0.0", annotations: map[string]string{kube.AnnotationChannel: "c-cli", kube.AnnotationGroup: "g-cli"}})
+
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "kube-updater", "--server", e.fleet.srv.URL, "--token-file", e.fleet.token,
+		"--trust-policy", filepath.Join(dir, "trust.yaml"), "--kubeconfig", kubeconfig, "--namespace", ns,
+		"--allow-loopback-http-registry", "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--poll-interval=1s", "--log-level=debug")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}) // closed when the updater has exited; then waitErr is set
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("updater output:\n%s", lastLines(out.String(), 60))
+		}
+	})
+	e.waitImage(t, ns, "agent", false, repo+":1.1.0@"+d.DigestStr(), waitLong)
+	if !strings.Contains(out.String(), `policy \"ci\" trusts keyless`) {
+		t.Errorf("the startup log does not list the policies:\n%s", lastLines(out.String(), 20))
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Errorf("after SIGTERM: %v", waitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the updater did not stop within 30s of SIGTERM")
+	}
 }
