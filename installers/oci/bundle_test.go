@@ -261,6 +261,45 @@ func TestVerifyBundles(t *testing.T) {
 			wantIn:   []string{"the certificate had expired", "valid " + time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15")},
 		},
 		{
+			scenario: "a keyless bundle without a signed timestamp is accepted on the log's signed entry timestamp", referrers: true,
+			policy: keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				k := trusted()
+				k.NoTimestamp, k.SET = true, true
+				ss.SignKeyless(t, d, k)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantFmt: "bundle",
+		},
+		{
+			scenario: "a keyless bundle whose certificate expired since, logged with a signed entry timestamp while it was valid, is accepted", referrers: true,
+			policy: keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				k := trusted()
+				k.NotBefore = time.Now().Add(-time.Hour)
+				k.LogTime, k.SET, k.NoTimestamp = k.NotBefore.Add(2*time.Minute), true, true
+				ss.SignKeyless(t, d, k)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantFmt: "bundle",
+		},
+		{
+			scenario: "a keyless bundle whose certificate had expired when it was logged, with a signed entry timestamp, is refused", referrers: true,
+			policy: keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				k := trusted()
+				k.NotBefore = time.Now().Add(-time.Hour)
+				k.SET, k.NoTimestamp = true, true
+				ss.SignKeyless(t, d, k)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"the certificate had expired"},
+		},
+		{
 			scenario: "a keyless bundle without a log entry or a timestamp is refused", referrers: true,
 			policy: keyless,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
@@ -294,6 +333,17 @@ func TestVerifyBundles(t *testing.T) {
 			},
 			wantKind: oci.ErrNoMatchingSignature,
 			wantIn:   []string{"is keyless", "the policy trusts keys only"},
+		},
+		{
+			scenario: "a classic signature is refused under a keyless policy, saying to sign in the bundle format", referrers: true,
+			policy: keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				ocitest.Sign(t, d, keyA)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantKind: oci.ErrNoMatchingSignature,
+			wantIn:   []string{"the classic signature tag", "keyless identities are read from bundles only", "--new-bundle-format"},
 		},
 		{
 			scenario: "an unsigned image is refused under a keyless policy with the keyless signing command", referrers: true,

@@ -33,6 +33,7 @@ import (
 	"github.com/sigstore/rekor/pkg/types/intoto"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -77,7 +78,7 @@ func GenerateSigstore() (*Sigstore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root CA: %w", err)
 	}
-	inter, interKey, err := ca.GenerateFulcioIntermediate(rootCert, rootKey)
+	inter, interKey, err := intermediate(rootCert, rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("intermediate CA: %w", err)
 	}
@@ -134,6 +135,11 @@ type Keyless struct {
 	NoTimestamp bool
 	// NoTlog leaves out the transparency log entry.
 	NoTlog bool
+	// SET adds the log's signed entry timestamp (Rekor v1's inclusion
+	// promise), which makes the logged time a verified time.
+	SET bool
+	// LogTime is the entry's integrated time; zero: now.
+	LogTime time.Time
 }
 
 // KeylessBundle signs digest the way `cosign sign` (v3, keyless) does: a
@@ -166,12 +172,26 @@ func (s *Sigstore) KeylessBundle(tb testing.TB, digest name.Digest, k Keyless) [
 	if !k.NoTlog {
 		env := &dsse.Envelope{PayloadType: dssePayloadType, Payload: base64.StdEncoding.EncodeToString(statement),
 			Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}}}
-		entry, err := s.vs.GenerateTlogEntry(leaf, env, sig, time.Now().Unix(), true)
+		logTime := k.LogTime
+		if logTime.IsZero() {
+			logTime = time.Now()
+		}
+		entry, err := s.vs.GenerateTlogEntry(leaf, env, sig, logTime.Unix(), true)
 		if err != nil {
 			tb.Fatalf("ocitest: log entry: %v", err)
 		}
 		tle := entry.TransparencyLogEntry()
 		tle.KindVersion = &protorekor.KindVersion{Kind: intoto.KIND, Version: intoto.New().DefaultVersion()}
+		if k.SET {
+			set, err := s.vs.RekorSignPayload(tlog.RekorPayload{
+				Body: base64.StdEncoding.EncodeToString(tle.CanonicalizedBody), IntegratedTime: tle.IntegratedTime,
+				LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId),
+			})
+			if err != nil {
+				tb.Fatalf("ocitest: signed entry timestamp: %v", err)
+			}
+			tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+		}
 		vm.TlogEntries = []*protorekor.TransparencyLogEntry{tle}
 	}
 	if !k.NoTimestamp {
@@ -347,4 +367,30 @@ func HasSignatureTag(tb testing.TB, d name.Digest) bool {
 	}
 	_, err = remote.Head(tag, remoteOptions()...)
 	return err == nil
+}
+
+// intermediate issues the CA's intermediate, valid from five hours ago
+// (like the root) so that tests can sign in the past: testing/ca's own
+// starts two minutes ago.
+func intermediate(rootCert *x509.Certificate, rootKey crypto.Signer) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "upkeep test fulcio intermediate", Organization: []string{"upkeep test"}},
+		NotBefore:             time.Now().Add(-5 * time.Hour),
+		NotAfter:              time.Now().Add(5 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, rootCert, &key.PublicKey, rootKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }
