@@ -26,6 +26,8 @@ type document struct {
 	expr  ast.Expr
 	start Position // of the document's first key
 	errs  Errors   // problems found while reading the tree (duplicate keys)
+	// duplicates counts repeated keys, of which errs holds the first few.
+	duplicates int
 	// problems are the document's schema and field-rule errors.
 	problems Errors
 	// name is metadata.name, when it is a string.
@@ -61,6 +63,9 @@ func newDocument(file string, expr ast.Expr) *document {
 	}
 	var stack []step
 	d.findDuplicates(expr, &stack)
+	if more := d.duplicates - maxLimitErrors; more > 0 {
+		d.errs = append(d.errs, Error{Pos: d.start, Msg: fmt.Sprintf("%d more duplicate keys in this document; remove them", more)})
+	}
 	return d
 }
 
@@ -112,8 +117,12 @@ func (d *document) findDuplicates(e ast.Expr, stack *[]step) {
 			}
 			*stack = append(*stack, step{key: name})
 			if prev, dup := seen[name]; dup {
-				d.errs = append(d.errs, Error{Pos: d.pos(f.Label.Pos()), Path: pathOf(*stack),
-					Msg: fmt.Sprintf("duplicate key (first at line %d); remove one of them", prev.Label.Pos().Line())})
+				// A few suffice, and each path may be long (keys of up to
+				// MaxScalarBytes, MaxDepth deep): the rest are counted.
+				if d.duplicates++; d.duplicates <= maxLimitErrors {
+					d.errs = append(d.errs, Error{Pos: d.pos(f.Label.Pos()), Path: pathOf(*stack),
+						Msg: fmt.Sprintf("duplicate key (first at line %d); remove one of them", prev.Label.Pos().Line())})
+				}
 			} else {
 				if seen != nil {
 					seen[name] = f

@@ -29,6 +29,9 @@ const (
 	// MaxRepositorySize bounds the YAML files of a repository together
 	// (limit repository-bytes): some 35,000 documents of the usual size.
 	MaxRepositorySize = 8 << 20
+	// MaxFiles bounds the YAML files of a repository (limit
+	// files-per-repository): each costs a read and a parse however small.
+	MaxFiles = 20_000
 	// MaxFileTokens bounds the tokens of one file (limit file-tokens): every
 	// run of characters that are neither white space nor one of the flow
 	// indicators [ ] { } , counts one, and each flow indicator one. It

@@ -48,6 +48,30 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 			want: []string{"z7.yaml: the repository's YAML files, up to this one, hold more than 8 MiB (limit repository-bytes is 8388608); this and later files are not read; list files that are not fleet state in .upkeepignore"},
 		},
 		{
+			scenario: "the file one over the files limit is refused, and later files are not read",
+			files: func() map[string]string {
+				files := map[string]string{}
+				for i := range MaxFiles - 1 { // and base.yaml
+					files[fmt.Sprintf("many/%05d.yaml", i)] = ""
+				}
+				files["many/z.yaml"] = "not: [read"
+				files["zz.yaml"] = "not: [read"
+				return files
+			}(),
+			want: []string{"many/z.yaml: the repository holds more than 20000 YAML files (limit files-per-repository is 20000); this and later files are not read; merge small files, or list files that are not fleet state in .upkeepignore"},
+		},
+		{
+			scenario: "repeated keys are reported ten times in a document, and the rest counted",
+			files:    map[string]string{"k.yaml": fmt.Sprintf(channelDoc, "k") + "a: 1\n" + strings.Repeat("a: 2\n", maxLimitErrors+5)},
+			want: func() []string {
+				var w []string
+				for i := range maxLimitErrors {
+					w = append(w, fmt.Sprintf("k.yaml:%d:1: a: duplicate key (first at line 8); remove one of them", i+9))
+				}
+				return append([]string{"k.yaml:1:1: 5 more duplicate keys in this document; remove them"}, w...)
+			}(),
+		},
+		{
 			scenario: "a file with one token over the token limit is refused at the line where it crosses",
 			files:    map[string]string{"t.yaml": "a: b\n" + strings.Repeat("x ", MaxFileTokens-2) + "\ny\n"},
 			want:     []string{fmt.Sprintf("t.yaml:3: file holds more than %d tokens (limit file-tokens is %[1]d); split it into several files", MaxFileTokens)},

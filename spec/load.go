@@ -74,7 +74,7 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 		l.errs = append(l.errs, Error{Pos: Position{File: IgnoreFile}, Msg: err.Error()})
 	}
 	var files []sourceFile
-	total := 0 // bytes read, for repository-bytes
+	total, nfiles := 0, 0 // bytes and files read, for repository-bytes and files-per-repository
 	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))})
@@ -113,6 +113,12 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 			}
 		} else if !d.Type().IsRegular() {
 			return nil
+		}
+		if nfiles++; nfiles > MaxFiles {
+			l.errs = append(l.errs, limitError(Position{File: p},
+				fmt.Sprintf("the repository holds more than %d YAML files", MaxFiles),
+				"files-per-repository", MaxFiles, "this and later files are not read; merge small files, or list files that are not fleet state in "+IgnoreFile))
+			return fs.SkipAll
 		}
 		data, err := readFile(fsys, p)
 		if err != nil {

@@ -94,6 +94,15 @@ func worstShapes() []shape {
 		return files
 	})
 
+	// As many files as a repository may hold, each a small invalid document.
+	addFiles("many-small-files", false, func() map[string][]byte {
+		files := map[string][]byte{}
+		for i := range MaxFiles - 1 {
+			files[fmt.Sprintf("f/%05d.yaml", i)] = []byte("kind: Channel\n")
+		}
+		return files
+	})
+
 	// A window list one over its limit, to be refused before CUE.
 	add("windows-over", false, func() []byte {
 		return (fill(fmt.Sprintf(groupHead, "w")+"  windows:\n", "    - {start: \"02:00\", duration: 1h}\n", "", MaxFileTokens))
