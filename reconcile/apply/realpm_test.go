@@ -346,6 +346,7 @@ func TestSignalsAtEveryStepWithRealPackageManagers(t *testing.T) {
 	}
 	for _, kind := range []string{"apt", "dnf", "zypper"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel() // separate roots and locks; about 1.5, 3.5 and 2.5 minutes alone
 			f := slowFixture(t, kind)
 			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 				for _, p := range points {
