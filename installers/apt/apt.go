@@ -167,7 +167,7 @@ func (i *Installer) interruptedNext(err error) error {
 	if h, busy := i.busy(); busy {
 		ie.Next = fmt.Sprintf("another package manager (%s) is running and may be this install: wait for it to finish; upkeep's next pass checks again", h)
 	} else {
-		ie.Next = "no package manager is running, so it was interrupted: upkeep's next pass finishes it with `dpkg --configure -a` (or run that yourself)"
+		ie.Next = "no package manager is running, so it was interrupted: upkeep finishes it with `dpkg --configure -a` before it next recovers or updates (or run that yourself now)"
 	}
 	return ie
 }
