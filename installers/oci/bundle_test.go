@@ -133,6 +133,28 @@ func TestVerifyBundles(t *testing.T) {
 			wantWho: fingerprint(t, keyA.PublicPEM), wantFmt: "bundle",
 		},
 		{
+			scenario: "a message-signature bundle by key A over the manifest is accepted by a policy of key A", referrers: true,
+			policy: keysA,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				ocitest.AttachBundleJSON(t, d, ocitest.KeyMessageBundle(t, d, keyA))
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantWho: fingerprint(t, keyA.PublicPEM), wantFmt: "bundle",
+		},
+		{
+			scenario: "a message-signature bundle over another image's manifest is refused as for another digest", referrers: true,
+			policy: keysA,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				old := ocitest.PushImage(t, reg.Ref("agent:0.9.0"))
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				ocitest.AttachBundleJSON(t, d, ocitest.KeyMessageBundle(t, old, keyA))
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantKind: oci.ErrOtherDigest,
+			wantIn:   []string{"copied (replayed) from it"},
+		},
+		{
 			scenario: "a classic .sig signature by key A is accepted by a policy of key A",
 			policy:   keysA,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {

@@ -6,6 +6,7 @@ package ocitest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -257,4 +258,32 @@ func KeyBundle(tb testing.TB, digest name.Digest, k *KeyPair) []byte {
 func pae(payloadType string, body []byte) []byte {
 	return fmt.Appendf(nil, "DSSEv1 %s %s %s %s",
 		strconv.Itoa(len(payloadType)), payloadType, strconv.Itoa(len(body)), body)
+}
+
+// KeyMessageBundle is a Sigstore bundle holding a message signature (no
+// DSSE envelope) by k over the manifest of d: the bundle's message digest
+// is d's digest, as a bundle signing the manifest bytes has it.
+func KeyMessageBundle(tb testing.TB, d name.Digest, k *KeyPair) []byte {
+	tb.Helper()
+	desc, err := remote.Get(d, remoteOptions()...)
+	if err != nil {
+		tb.Fatalf("ocitest: read %s: %v", d, err)
+	}
+	sig, err := k.signer.SignMessage(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		tb.Fatalf("ocitest: sign manifest: %v", err)
+	}
+	sum := sha256.Sum256(desc.Manifest)
+	bundle, err := json.Marshal(map[string]any{
+		"mediaType":            BundleMediaType,
+		"verificationMaterial": map[string]any{"publicKey": map[string]string{"hint": "upkeep-test"}},
+		"messageSignature": map[string]any{
+			"messageDigest": map[string]string{"algorithm": "SHA2_256", "digest": base64.StdEncoding.EncodeToString(sum[:])},
+			"signature":     base64.StdEncoding.EncodeToString(sig),
+		},
+	})
+	if err != nil {
+		tb.Fatalf("ocitest: bundle: %v", err)
+	}
+	return bundle
 }
