@@ -270,11 +270,6 @@ func (v *Verifier) VerifyIn(ctx context.Context, image string, scope Scope) (Ver
 	if err != nil {
 		return Verified{}, err
 	}
-	pol, why, err := v.policyFor(scope)
-	if err != nil {
-		return Verified{}, &Error{Kind: ErrNoPolicy, Image: image, Detail: err.Error(),
-			Next: "name a defined policy in the workload's annotation upkeep.dev/trust-policy, map the channel to one, or set default: in the trust policy file"}
-	}
 	p, err := v.puller(ctx)
 	if err != nil {
 		return Verified{}, v.registryError(ctx, image, "", err)
@@ -282,6 +277,11 @@ func (v *Verifier) VerifyIn(ctx context.Context, image string, scope Scope) (Ver
 	d, isIndex, err := v.resolve(ctx, image, r, p)
 	if err != nil {
 		return Verified{}, err
+	}
+	pol, why, err := v.policyFor(scope)
+	if err != nil {
+		return Verified{}, &Error{Kind: ErrNoPolicy, Image: image, Digest: d.DigestStr(), Detail: err.Error(),
+			Next: "name a defined policy in the workload's annotation upkeep.dev/trust-policy, map the channel to one, or set default: in the trust policy file"}
 	}
 	key := pol.name + "\x00" + d.String()
 	if res, ok := v.cached(key); ok {
