@@ -55,6 +55,10 @@ type Options struct {
 	Port    int
 	SkipDeb bool
 	SkipRPM bool
+	// PostInstallSleep gives every package a post-install script that takes
+	// this long (repos.Package.PostInstallSleep), so a test can stop the
+	// updater in the middle of the package manager's transaction.
+	PostInstallSleep time.Duration
 }
 
 // Packages are the built binaries and packages, keyed by version.
@@ -147,13 +151,13 @@ func Build(ctx context.Context, dir string, o Options) (p *Packages, err error) 
 			return p, err
 		}
 		if !o.SkipDeb {
-			pkg := repos.Package{Name: Name, Version: v, Summary: "upkeep demo agent " + v, Files: payload(bin, DebUnitPath, o.Port)}
+			pkg := repos.Package{Name: Name, Version: v, Summary: "upkeep demo agent " + v, Files: payload(bin, DebUnitPath, o.Port), PostInstallSleep: o.PostInstallSleep}
 			if p.Debs[v], err = repos.BuildDeb(ctx, pkg, debDir); err != nil {
 				return p, fmt.Errorf("demo-agent %s .deb: %w", v, err)
 			}
 		}
 		if !o.SkipRPM {
-			pkg := repos.Package{Name: Name, Version: v, Summary: "upkeep demo agent " + v, Files: payload(bin, RPMUnitPath, o.Port)}
+			pkg := repos.Package{Name: Name, Version: v, Summary: "upkeep demo agent " + v, Files: payload(bin, RPMUnitPath, o.Port), PostInstallSleep: o.PostInstallSleep}
 			if p.RPMs[v], err = repos.BuildRPM(ctx, pkg, rpmDir); err != nil {
 				return p, fmt.Errorf("demo-agent %s .rpm: %w", v, err)
 			}
