@@ -108,7 +108,7 @@ func writeValidateText(out io.Writer, dir string, errs spec.Errors, c validateCo
 	if len(errs) > 0 {
 		verdict = countOf(len(errs), "error", "errors")
 	}
-	_, err := fmt.Fprintf(out, "%s: %s, %s, %s: %s\n", filepath.ToSlash(dir),
+	_, err := fmt.Fprintf(out, "%s: %s, %s, %s: %s\n", spec.DisplayName(filepath.ToSlash(dir)),
 		countOf(c.ControlPlanes, "control plane", "control planes"),
 		countOf(c.Channels, "channel", "channels"),
 		countOf(c.Groups, "group", "groups"), verdict)

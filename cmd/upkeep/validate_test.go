@@ -166,3 +166,21 @@ func TestValidateUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// The folder's name is the operator's, but it may come from anywhere (a
+// checkout named after a branch): a newline in it must not forge a line.
+func TestValidateVerdictIsOneLineWhateverTheFolderName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fleet\nfleet: 0 control planes, 0 channels, 0 groups: valid")
+	if err := os.MkdirAll(filepath.Join(dir, "groups"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"fleet.yaml": validateFleet, "groups/eu.yaml": validateGroups} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runValidateCmd(t, dir)
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, ": 1 control plane, 1 channel, 1 group: valid\n") {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+}

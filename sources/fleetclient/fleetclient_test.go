@@ -278,3 +278,22 @@ func BenchmarkBuild10k(b *testing.B) {
 		}
 	}
 }
+
+// A note an operator typed, or a message an agent reported, is one line in
+// every view, whatever it holds: it must not forge lines of the output.
+func TestMessagesCannotForgeLines(t *testing.T) {
+	forged := "first\nHALTED: stable/cloud\r\n  fake line"
+	var b strings.Builder
+	if err := StepText(&b, Step{
+		Rollout:    fleet.Rollout{Channel: "stable/cloud", Version: "17.4.0"},
+		Transition: fleet.Transition{From: "Active", To: "Halted", Rule: "HaltedByOperator", Message: forged},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "\n"); n != 2 {
+		t.Errorf("StepText wrote %d lines, want 2:\n%s", n, b.String())
+	}
+	if strings.Contains(b.String(), "\nHALTED") {
+		t.Errorf("a forged line starts a line:\n%s", b.String())
+	}
+}

@@ -167,7 +167,7 @@ func RolloutTable(w io.Writer, d RolloutDetail, now time.Time) error {
 		last += "/" + d.Reason
 	}
 	if d.Message != "" {
-		last += ": " + d.Message
+		last += ": " + oneLine(d.Message, 200)
 	}
 	if n := len(d.Transitions); n > 0 {
 		last += " (by " + d.Transitions[n-1].Actor + ")"
@@ -222,7 +222,7 @@ func RolloutList(w io.Writer, rs []fleet.Rollout) error {
 func StepText(w io.Writer, s Step) error {
 	t := s.Transition
 	_, err := fmt.Fprintf(w, "%s %s: %s → %s (%s/%s) by %s at %s\n  %s\n", s.Rollout.Channel, s.Rollout.Version,
-		t.From, t.To, t.Rule, t.Reason, t.Actor, utc(t.At), t.Message)
+		t.From, t.To, t.Rule, t.Reason, t.Actor, utc(t.At), oneLine(t.Message, 400))
 	return err
 }
 
