@@ -103,3 +103,28 @@ func TestNoInstallerBuildsAWeakeningCommand(t *testing.T) {
 		}
 	}
 }
+
+// --dry-run and the pass's record print Commands: they begin with the
+// metadata refresh every update runs first.
+func TestCommandsBeginWithTheRefresh(t *testing.T) {
+	root := t.TempDir()
+	for _, tc := range []struct {
+		i       installers.Installer
+		refresh [][]string
+	}{
+		{apt.New(apt.Config{}), [][]string{apt.UpdateArgs(apt.Config{})}},
+		{dnf.New(dnf.Config{Root: root}), dnf.RefreshArgs(dnf.Config{Root: root})},
+		{dnf.New(dnf.Config{Binary: "yum"}), dnf.RefreshArgs(dnf.Config{Binary: "yum"})},
+		{zypper.New(zypper.Config{}), [][]string{zypper.RefreshArgs(zypper.Config{})}},
+	} {
+		cmds := tc.i.Commands("agent", "1.0.0-1")
+		if len(cmds) <= len(tc.refresh) {
+			t.Fatalf("%s: %q", tc.i.Name(), cmds)
+		}
+		for k, want := range tc.refresh {
+			if strings.Join(cmds[k], " ") != strings.Join(want, " ") {
+				t.Errorf("%s: command %d is %q, want the refresh %q", tc.i.Name(), k, cmds[k], want)
+			}
+		}
+	}
+}
