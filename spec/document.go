@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"cuelang.org/go/cue/ast"
@@ -41,6 +42,122 @@ type document struct {
 	// duplicate is set when an earlier document of the same kind has the
 	// same name; the document is checked but left out of the State.
 	duplicate bool
+	// kept replaces expr once the document is checked (see compact): the
+	// fields the rules between documents read, with their positions.
+	kept      []keptField
+	compacted bool
+	// keptAt indexes kept by path when it is long (a rollout naming many
+	// groups), so that a lookup stays constant time.
+	keptAt map[string]int
+}
+
+// A keptField is one field of a compacted document: what str, boolean,
+// length and at answer, in a few words (positions as int32, the file
+// being the document's).
+type keptField struct {
+	path                       string
+	keyLine, keyCol, line, col int32
+	kind                       keptKind
+	n                          int32  // a list's length
+	s                          string // a string's value
+}
+
+type keptKind uint8
+
+const (
+	keptOther keptKind = iota // a scalar other than a string or boolean
+	keptString
+	keptTrue
+	keptFalse
+	keptMap
+	keptSeq
+)
+
+// Markers standing for a compacted document's values in a field's expr:
+// at tells collections from scalars by them.
+var (
+	keptMapping = &ast.StructLit{}
+	keptList    = &ast.ListLit{}
+	keptScalar  = &ast.BasicLit{}
+)
+
+// crossPaths are the fields that the rules between documents (rules.go)
+// and the duplicate-name rule read after a document is checked, and their
+// parents (for positions of absent fields, see enclosing); compact keeps
+// these and drops the rest. Stages and their groups are kept too: see
+// compact. A rule that reads another field must add it here.
+var crossPaths = []string{
+	"metadata", "metadata.name",
+	"spec", "spec.channel", "spec.controlPlane", "spec.version", "spec.follow", "spec.default",
+	"spec.rollout", "spec.rollout.stages",
+}
+
+// compact drops the document's syntax tree, keeping only crossPaths (and
+// each rollout stage's groups): a load keeps every document until the
+// rules between documents have run, and a syntax tree costs tens of bytes
+// per byte of YAML, so a repository's memory would grow with its size
+// rather than with its largest file.
+func (d *document) compact() {
+	if d.compacted {
+		return
+	}
+	var kept []keptField
+	keep := func(path string) {
+		f, ok := d.lookup(path)
+		if !ok {
+			return
+		}
+		k := keptField{path: path, keyLine: int32(f.Key.Line), keyCol: int32(f.Key.Col), line: int32(f.Value.Line), col: int32(f.Value.Col)}
+		switch x := f.expr.(type) {
+		case *ast.StructLit:
+			k.kind = keptMap
+		case *ast.ListLit:
+			k.kind, k.n = keptSeq, int32(len(x.Elts))
+		default:
+			if s, isStr := d.str(path); isStr {
+				k.kind, k.s = keptString, s
+			} else if b, isBool := d.boolean(path); isBool {
+				k.kind = map[bool]keptKind{true: keptTrue, false: keptFalse}[b]
+			}
+		}
+		kept = append(kept, k)
+	}
+	for _, p := range crossPaths {
+		keep(p)
+	}
+	for i := range d.length("spec.rollout.stages") {
+		stage := schema.IndexPath("spec.rollout.stages", i)
+		keep(stage)
+		groups := stage + ".groups"
+		keep(groups)
+		for j := range d.length(groups) {
+			keep(schema.IndexPath(groups, j))
+		}
+	}
+	d.expr, d.kept, d.compacted = nil, slices.Clone(kept), true
+	if len(kept) > 16 {
+		d.keptAt = make(map[string]int, len(kept))
+		for i, k := range kept {
+			d.keptAt[k.path] = i
+		}
+	}
+}
+
+// lookupKept is lookup on a compacted document.
+func (d *document) lookupKept(path string) (keptField, bool) {
+	if d.keptAt != nil {
+		i, ok := d.keptAt[path]
+		if !ok {
+			return keptField{}, false
+		}
+		return d.kept[i], true
+	}
+	for _, k := range d.kept {
+		if k.path == path {
+			return k, true
+		}
+	}
+	return keptField{}, false
 }
 
 // field is one value found by lookup: Key is where its key is written (for
@@ -188,6 +305,21 @@ func parseSteps(p string) (steps []step, ok bool) {
 // lookup finds the value at path: a walk from the root, each mapping's
 // keys scanned in order (the first of repeated keys wins).
 func (d *document) lookup(path string) (field, bool) {
+	if d.compacted {
+		k, ok := d.lookupKept(path)
+		if !ok {
+			return field{}, false
+		}
+		f := field{Key: Position{File: d.file, Line: int(k.keyLine), Col: int(k.keyCol)},
+			Value: Position{File: d.file, Line: int(k.line), Col: int(k.col)}, expr: keptScalar}
+		switch k.kind {
+		case keptMap:
+			f.expr = keptMapping
+		case keptSeq:
+			f.expr = keptList
+		}
+		return f, true
+	}
 	steps, ok := parseSteps(path)
 	if !ok || len(steps) == 0 {
 		return field{}, false
@@ -291,6 +423,10 @@ func (d *document) has(path string) bool {
 
 // str is the string at path; ok is false when it is absent or not a string.
 func (d *document) str(path string) (s string, ok bool) {
+	if d.compacted {
+		k, present := d.lookupKept(path)
+		return k.s, present && k.kind == keptString
+	}
 	f, present := d.lookup(path)
 	if !present {
 		return "", false
@@ -305,6 +441,10 @@ func (d *document) str(path string) (s string, ok bool) {
 
 // boolean is the boolean at path; ok is false when it is absent or not a boolean.
 func (d *document) boolean(path string) (b, ok bool) {
+	if d.compacted {
+		k, present := d.lookupKept(path)
+		return k.kind == keptTrue, present && (k.kind == keptTrue || k.kind == keptFalse)
+	}
 	f, present := d.lookup(path)
 	if !present {
 		return false, false
@@ -349,6 +489,10 @@ func (d *document) integer(path string) (n int, present bool, err error) {
 
 // length is the number of elements of the list at path (0 when absent).
 func (d *document) length(path string) int {
+	if d.compacted {
+		k, _ := d.lookupKept(path)
+		return int(k.n)
+	}
 	f, ok := d.lookup(path)
 	if !ok {
 		return 0

@@ -51,14 +51,39 @@ func LoadDir(dir string) (*State, Errors) {
 // a caller (diff) can still compare what is left; a valid State has all.
 func Load(fsys fs.FS) (*State, Errors) {
 	l := newLoader()
-	files := parseFiles(l.walk(fsys))
-	checkDocuments(files)
-	for _, pf := range files {
-		l.merge(pf)
+	files := l.walk(fsys)
+	ck := &checker{zones: &zones{}}
+	// A window of files at a time is parsed and checked, and each
+	// document's syntax tree dropped before the next window (compact), so
+	// that memory follows the window, not the repository. Results do not
+	// depend on the windows: a document's checks read that document alone,
+	// and merge keeps walk order.
+	for len(files) > 0 {
+		n, window := 0, 0
+		for n < len(files) && (n == 0 || window+len(files[n].data) <= windowBytes) {
+			window += len(files[n].data)
+			n++
+		}
+		parsed := parseFiles(files[:n])
+		clear(files[:n]) // the data is parsed: let it go
+		files = files[n:]
+		ck.checkDocuments(parsed)
+		for _, pf := range parsed {
+			for _, d := range pf.docs {
+				d.compact()
+			}
+			l.merge(pf)
+		}
 	}
 	l.crossCheck()
 	return l.state(), l.errors()
 }
+
+// windowBytes is how much YAML Load parses and checks at a time: enough
+// documents to fill the schema's batches on every core, few enough that
+// their syntax trees (tens of bytes per byte) stay small beside the limit
+// on memory.
+const windowBytes = 256 << 10
 
 // sourceFile is one YAML file of the repository.
 type sourceFile struct {
@@ -181,7 +206,7 @@ func parseFiles(files []sourceFile) []*parsedFile {
 // its own field rules. The schema check dominates a load; it runs in
 // batches of one kind (schema.CheckAll evaluates a batch at once), the
 // batches in parallel.
-func checkDocuments(files []*parsedFile) {
+func (ck *checker) checkDocuments(files []*parsedFile) {
 	byKind := map[string][]*document{}
 	for _, pf := range files {
 		for _, d := range pf.docs {
@@ -198,7 +223,6 @@ func checkDocuments(files []*parsedFile) {
 			docs = docs[n:]
 		}
 	}
-	ck := &checker{zones: &zones{}}
 	parallel(len(chunks), func(i int) { ck.checkChunk(chunks[i]) })
 }
 

@@ -53,7 +53,7 @@ func TestWorstShapeChild(t *testing.T) {
 		t.Skip("runs as a child of TestLoadWorstShapesStayBounded")
 	}
 	fsys := fleet(nil)
-	for _, sh := range worstShapes() {
+	for _, sh := range append(worstShapes(), repoShapes()...) {
 		if sh.name == name {
 			fsys = shapeFS(sh)
 		}

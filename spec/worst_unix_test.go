@@ -29,11 +29,32 @@ func TestLoadWorstShapesStayBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process per shape")
 	}
+	run := childRunner(t)
+	_, base := run("none")
+	for _, sh := range worstShapes() {
+		r, rss := run(sh.name)
+		peak := rss - base
+		t.Logf("%-22s %7.1f ms CPU  %6.1f MB peak RSS over the base fleet's (%6.1f MB in all)", sh.name, r.CPUms, float64(peak)/(1<<20), float64(rss)/(1<<20))
+		if r.Valid != sh.valid {
+			t.Errorf("%s: valid = %v, want %v", sh.name, r.Valid, sh.valid)
+		}
+		if r.CPUms > worstCPUms && sh.oneFile() {
+			t.Errorf("%s: loading took %.0f ms of CPU, over the %d ms target", sh.name, r.CPUms, worstCPUms)
+		}
+		if peak > worstPeakRSS {
+			t.Errorf("%s: loading took %d MB of memory at its peak, over the %d MB target", sh.name, peak>>20, worstPeakRSS>>20)
+		}
+	}
+}
+
+// childRunner returns a function that loads the named shape in a child
+// process (TestWorstShapeChild) and returns its result and peak RSS.
+func childRunner(t *testing.T) func(name string) (worstResult, int64) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(name string) (worstResult, int64) {
+	return func(name string) (worstResult, int64) {
 		t.Helper()
 		cmd := exec.Command(exe, "-test.run=^TestWorstShapeChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), worstEnv+"="+name)
@@ -51,15 +72,25 @@ func TestLoadWorstShapesStayBounded(t *testing.T) {
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		return r, int64(ru.Maxrss) << 10 // KiB on Linux
 	}
+}
+
+// TestLoadRepositoryShapesStayBounded loads each repository shape (a
+// repository filled to the repository limit) in a child process and
+// checks the whole load against the targets.
+func TestLoadRepositoryShapesStayBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process per shape")
+	}
+	run := childRunner(t)
 	_, base := run("none")
-	for _, sh := range worstShapes() {
+	for _, sh := range repoShapes() {
 		r, rss := run(sh.name)
 		peak := rss - base
-		t.Logf("%-22s %7.1f ms CPU  %6.1f MB peak RSS over the base fleet's (%6.1f MB in all)", sh.name, r.CPUms, float64(peak)/(1<<20), float64(rss)/(1<<20))
+		t.Logf("%-24s %5.2f MiB %7.1f ms CPU  %6.1f MB peak RSS over the base fleet's (%6.1f MB in all)", sh.name, float64(size(sh.files()))/(1<<20), r.CPUms, float64(peak)/(1<<20), float64(rss)/(1<<20))
 		if r.Valid != sh.valid {
 			t.Errorf("%s: valid = %v, want %v", sh.name, r.Valid, sh.valid)
 		}
-		if r.CPUms > worstCPUms && sh.oneFile() {
+		if r.CPUms > worstCPUms {
 			t.Errorf("%s: loading took %.0f ms of CPU, over the %d ms target", sh.name, r.CPUms, worstCPUms)
 		}
 		if peak > worstPeakRSS {
