@@ -134,6 +134,9 @@ func suggestion(kind string, known map[string]*document) string {
 // control plane. Channels whose control plane is missing or invalid are
 // skipped: that problem is reported on its own.
 func (l *loader) checkVersionBounds(st *State) {
+	// Channels share a few versions, and Admits parses the control plane's
+	// constraint each time: each pair is judged once.
+	admitted := map[[2]string]error{}
 	for _, ch := range l.channels {
 		cp := st.ControlPlane(ch.ControlPlane)
 		if cp == nil {
@@ -146,7 +149,13 @@ func (l *loader) checkVersionBounds(st *State) {
 		if version == NoVersion || version == "" {
 			continue
 		}
-		if err := cp.Admits(version); err != nil {
+		key := [2]string{cp.Name, version}
+		err, known := admitted[key]
+		if !known {
+			err = cp.Admits(version)
+			admitted[key] = err
+		}
+		if err != nil {
 			l.fail(l.docs[ch], path, err.Error())
 		}
 	}
