@@ -84,6 +84,7 @@ failure shows in /status, the metrics and the log.`,
 }
 
 func runServe(ctx context.Context, f serveFlags) error {
+	server.SetHeapFloor(server.DefaultHeapFloor) // fewer collections under load; see its doc
 	log, err := newLogger(f.logFormat, f.logLevel)
 	if err != nil {
 		return err
