@@ -32,6 +32,15 @@ func TestDiffShowsTheDefaultChannel(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
 	}
+	var md bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"answers as Teleport's default channel", "no longer Teleport's default channel"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
 	js, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)

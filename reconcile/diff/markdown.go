@@ -109,6 +109,12 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 			if d.CriticalToggled {
 				critical = "**" + critical + "**"
 			}
+			switch base, head := d.Base != nil && d.Base.Default, d.Head != nil && d.Head.Default; {
+			case head && !base:
+				notes = append(notes, "answers as Teleport's default channel")
+			case base && !head:
+				notes = append(notes, "no longer Teleport's default channel")
+			}
 			for _, e := range d.Violations {
 				notes = append(notes, ":x: "+md(e.Error()))
 			}
