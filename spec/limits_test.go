@@ -38,14 +38,14 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 			scenario: "the file that takes the repository over its size limit is refused, and later files are not read",
 			files: func() map[string]string {
 				files := map[string]string{}
-				for i := range MaxRepositorySize/MaxFileSize + 1 {
-					files[fmt.Sprintf("z%d.yaml", i)] = "#" + strings.Repeat("x", MaxFileSize-1)
+				for i := range 4 {
+					files[fmt.Sprintf("z%d.yaml", i)] = "#" + strings.Repeat("x", MaxRepositorySize/3-1)
 				}
 				files["zz.yaml"] = "not: [read"
 				return files
 			}(),
-			// base.yaml and z0 to z6 fit; z7 takes the total over.
-			want: []string{"z7.yaml: the repository's YAML files, up to this one, hold more than 8 MiB (limit repository-bytes is 8388608); this and later files are not read; list files that are not fleet state in .upkeepignore"},
+			// base.yaml and z0 to z1 fit; z2 takes the total over.
+			want: []string{"z2.yaml: the repository's YAML files, up to this one, hold more than 768 KiB (limit repository-bytes is 786432); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion"},
 		},
 		{
 			scenario: "the file one over the files limit is refused, and later files are not read",

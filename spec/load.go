@@ -28,7 +28,10 @@ import (
 const IgnoreFile = ".upkeepignore"
 
 // LoadDir loads the fleet repository in directory dir. See Load.
-func LoadDir(dir string) (*State, Errors) {
+func LoadDir(dir string) (*State, Errors) { return LoadDirWith(dir, Options{}) }
+
+// LoadDirWith is LoadDir with limits other than the defaults.
+func LoadDirWith(dir string, o Options) (*State, Errors) {
 	if fi, err := os.Stat(dir); err != nil {
 		return &State{}, Errors{{Pos: Position{File: dir}, Msg: fmt.Sprintf("cannot read the fleet repository: %v", err)}}
 	} else if !fi.IsDir() {
@@ -41,7 +44,27 @@ func LoadDir(dir string) (*State, Errors) {
 		return &State{}, Errors{{Pos: Position{File: dir}, Msg: fmt.Sprintf("cannot read the fleet repository: %v", err)}}
 	}
 	defer root.Close()
-	return Load(root.FS())
+	return LoadWith(root.FS(), o)
+}
+
+// Options are the limits of a load that an operator may change; the zero
+// value is the defaults.
+type Options struct {
+	// MaxRepositoryBytes bounds the YAML files of the repository together
+	// (limit repository-bytes); 0 (or less) is MaxRepositorySize. Raising
+	// it lets a load take time and memory in proportion: see
+	// MaxRepositorySize for the cost per MiB.
+	MaxRepositoryBytes int
+}
+
+// Load is LoadWith(fsys, o), as a reconcile.LoadFunc.
+func (o Options) Load(fsys fs.FS) (*State, Errors) { return LoadWith(fsys, o) }
+
+func (o Options) maxRepositoryBytes() int {
+	if o.MaxRepositoryBytes <= 0 {
+		return MaxRepositorySize
+	}
+	return o.MaxRepositoryBytes
 }
 
 // Load reads every YAML document of the fleet repository fsys, checks each
@@ -50,24 +73,36 @@ func LoadDir(dir string) (*State, Errors) {
 // holds every problem found, sorted. The State is returned either way:
 // documents that break the schema or their own field rules are left out, so
 // a caller (diff) can still compare what is left; a valid State has all.
-func Load(fsys fs.FS) (*State, Errors) {
+func Load(fsys fs.FS) (*State, Errors) { return LoadWith(fsys, Options{}) }
+
+// LoadWith is Load with limits other than the defaults.
+func LoadWith(fsys fs.FS, o Options) (*State, Errors) {
 	l := newLoader()
-	files := l.walk(fsys)
+	files := l.walk(fsys, o.maxRepositoryBytes())
 	ck := &checker{zones: &zones{}}
 	// A window of files at a time is parsed and checked, and each
-	// document's syntax tree dropped before the next window (compact), so
-	// that memory follows the window, not the repository. Results do not
-	// depend on the windows: a document's checks read that document alone,
-	// and merge keeps walk order.
-	for len(files) > 0 {
-		n, window := 0, 0
-		for n < len(files) && (n == 0 || window+len(files[n].data) <= windowBytes) {
-			window += len(files[n].data)
-			n++
+	// document's syntax tree dropped before the next window but one
+	// (compact), so that memory follows the window, not the repository.
+	// The next window is parsed while one is checked: a window may be a
+	// single file, whose parse is sequential. Results do not depend on the
+	// windows: a document's checks read that document alone, and merge
+	// keeps walk order.
+	windows := make(chan []*parsedFile) // unbuffered: at most two windows parsed ahead of compact
+	go func() {
+		defer close(windows)
+		for len(files) > 0 {
+			n, window := 0, 0
+			for n < len(files) && (n == 0 || window+len(files[n].data) <= windowBytes) {
+				window += len(files[n].data)
+				n++
+			}
+			parsed := parseFiles(files[:n])
+			clear(files[:n]) // the data is parsed: let it go
+			files = files[n:]
+			windows <- parsed
 		}
-		parsed := parseFiles(files[:n])
-		clear(files[:n]) // the data is parsed: let it go
-		files = files[n:]
+	}()
+	for parsed := range windows {
 		ck.checkDocuments(parsed)
 		for _, pf := range parsed {
 			for _, d := range pf.docs {
@@ -94,7 +129,7 @@ type sourceFile struct {
 
 // walk lists the repository's YAML files in lexical order, so "first" and
 // "second" (for duplicate names) are stable.
-func (l *loader) walk(fsys fs.FS) []sourceFile {
+func (l *loader) walk(fsys fs.FS, maxBytes int) []sourceFile {
 	ignore, err := readIgnore(fsys)
 	if err != nil {
 		l.errs = append(l.errs, Error{Pos: Position{File: IgnoreFile}, Msg: err.Error()})
@@ -151,11 +186,12 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 			l.errs = append(l.errs, Error{Pos: Position{File: p}, Msg: err.Error()})
 			return nil
 		}
-		if total += len(data); total > MaxRepositorySize {
+		if total += len(data); total > maxBytes {
 			// The files before are kept: their errors still help.
 			l.errs = append(l.errs, limitError(Position{File: p},
-				fmt.Sprintf("the repository's YAML files, up to this one, hold more than %d MiB", MaxRepositorySize>>20),
-				"repository-bytes", MaxRepositorySize, "this and later files are not read; list files that are not fleet state in "+IgnoreFile))
+				fmt.Sprintf("the repository's YAML files, up to this one, hold more than %s", formatBytes(maxBytes)),
+				"repository-bytes", maxBytes, "this and later files are not read; list files that are not fleet state in "+IgnoreFile+
+					", or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion"))
 			return fs.SkipAll
 		}
 		files = append(files, sourceFile{p, data})
@@ -165,6 +201,17 @@ func (l *loader) walk(fsys fs.FS) []sourceFile {
 		l.errs = append(l.errs, Error{Pos: Position{File: "."}, Msg: fmt.Sprintf("cannot walk the repository: %v", err)})
 	}
 	return files
+}
+
+// formatBytes renders a size limit: in MiB or KiB when it is a whole number of them.
+func formatBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // parallel runs work(i) for i in [0, n) on GOMAXPROCS goroutines.

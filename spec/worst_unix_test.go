@@ -74,24 +74,37 @@ func childRunner(t *testing.T) func(name string) (worstResult, int64) {
 	}
 }
 
+// repoCPUms is the CPU time a whole repository at the default limit may
+// take: a load spreads over GOMAXPROCS workers, so on the two cores of
+// the machines upkeep is sized for, 2 s of CPU is 1 s of wall time, the
+// issue's target. CPU time is checked, not wall time, as it does not grow
+// when other processes share the machine.
+const repoCPUms = 2000
+
 // TestLoadRepositoryShapesStayBounded loads each repository shape (a
-// repository filled to the repository limit) in a child process and
-// checks the whole load against the targets.
+// repository filled to the default repository limit) in a child process
+// and checks the whole load against the targets: repoCPUms of CPU and
+// worstPeakRSS over the base fleet's. The worst shape costs some 70% of
+// the CPU target and a third of the memory target.
 func TestLoadRepositoryShapesStayBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process per shape")
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average: %s", bytes.TrimSpace(load))
 	}
 	run := childRunner(t)
 	_, base := run("none")
 	for _, sh := range repoShapes() {
 		r, rss := run(sh.name)
 		peak := rss - base
-		t.Logf("%-24s %5.2f MiB %7.1f ms CPU  %6.1f MB peak RSS over the base fleet's (%6.1f MB in all)", sh.name, float64(size(sh.files()))/(1<<20), r.CPUms, float64(peak)/(1<<20), float64(rss)/(1<<20))
+		t.Logf("%-24s %4.0f KiB %7.1f ms CPU %7.1f ms wall %6.1f MB peak RSS over the base fleet's (%6.1f MB in all)",
+			sh.name, float64(size(sh.files()))/(1<<10), r.CPUms, r.WallMs, float64(peak)/(1<<20), float64(rss)/(1<<20))
 		if r.Valid != sh.valid {
 			t.Errorf("%s: valid = %v, want %v", sh.name, r.Valid, sh.valid)
 		}
-		if r.CPUms > worstCPUms {
-			t.Errorf("%s: loading took %.0f ms of CPU, over the %d ms target", sh.name, r.CPUms, worstCPUms)
+		if r.CPUms > repoCPUms {
+			t.Errorf("%s: loading took %.0f ms of CPU, over the %d ms target", sh.name, r.CPUms, repoCPUms)
 		}
 		if peak > worstPeakRSS {
 			t.Errorf("%s: loading took %d MB of memory at its peak, over the %d MB target", sh.name, peak>>20, worstPeakRSS>>20)
