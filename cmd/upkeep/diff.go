@@ -21,7 +21,8 @@ type diffFlags struct {
 	repo, base, head, output string
 	// srv is --server and its token: with them the report adds the agents
 	// merging moves, from the server's fleet store.
-	srv serverFlags
+	srv  serverFlags
+	load spec.Options
 }
 
 func newDiffCmd() *cobra.Command { return newDiffCmdAt(time.Now) }
@@ -62,6 +63,7 @@ the group's timezone. Without --server it reads nothing but the repository.`,
 	fl.StringVar(&f.base, "base", "HEAD", "base revision (a commit, branch or tag, e.g. origin/main)")
 	fl.StringVar(&f.head, "head", "", "head revision (default: the work tree as it is, uncommitted edits included)")
 	fl.StringVar(&f.output, "output", "text", "output format: text, markdown (for a pull-request comment) or json")
+	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (about 1 s of CPU and 25 MB per MiB at worst), so raise it knowingly")
 	// No $UPKEEP_SERVER default: diff reads a server only when asked to.
 	f.srv.add(fl, "")
 	return cmd
@@ -107,8 +109,8 @@ func runDiff(ctx context.Context, out io.Writer, f diffFlags, now time.Time) err
 		return fmt.Errorf("--head: %w", err)
 	}
 
-	baseState, baseErrs := spec.Load(baseRev.Files)
-	headState, headErrs := spec.Load(headRev.Files)
+	baseState, baseErrs := spec.LoadWith(baseRev.Files, f.load)
+	headState, headErrs := spec.LoadWith(headRev.Files, f.load)
 	report := diff.Compare(baseState, headState, headErrs, now)
 	report.Base = revisionName(f.base, baseRev.ID)
 	report.Head = headName

@@ -28,6 +28,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/webui"
 	"upkeep.dev/upkeep/sources"
 	"upkeep.dev/upkeep/sources/netpolicy"
+	"upkeep.dev/upkeep/spec"
 )
 
 type serveFlags struct {
@@ -44,6 +45,7 @@ type serveFlags struct {
 	allowPlainHTTP                bool
 	ui, uiOperate                 bool
 	logFormat, logLevel           string
+	load                          spec.Options
 }
 
 func newServeCmd() *cobra.Command {
@@ -78,6 +80,7 @@ failure shows in /status, the metrics and the log.`,
 	fl.IntVar(&f.history, "history", fleet.DefaultHistoryPerAgent, "how many past reports the store keeps per agent")
 	fl.BoolVar(&f.ui, "ui", true, "serve the fleet page at /ui/ (needs --report-token-file: it signs in with those tokens)")
 	fl.BoolVar(&f.uiOperate, "ui-operate", false, "show halt and resume buttons on the fleet page's rollouts (the same step as POST /v1/rollouts/<channel>/halt|resume); read-only without")
+	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (about 1 s of CPU and 25 MB per MiB at worst), so raise it knowingly")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -144,7 +147,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rec := reconcile.New(src, reconcile.Options{Logger: log, Registerer: reg})
+	rec := reconcile.New(src, reconcile.Options{Logger: log, Registerer: reg, Load: f.load.Load})
 	desired := desiredSource(rec)
 	engine, err := rollout.NewEngine(store, rollout.Options{Source: desired, Registerer: reg, Logger: log})
 	if err != nil {

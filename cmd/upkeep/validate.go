@@ -17,6 +17,7 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	var output string
+	var opts spec.Options
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Check a fleet repository: schema, references and version bounds",
@@ -42,11 +43,12 @@ a folder).`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runValidate(cmd.OutOrStdout(), dir, output)
+			return runValidate(cmd.OutOrStdout(), dir, output, opts)
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitCodeError{Code: 2, Err: err} })
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().IntVar(&opts.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (about 1 s of CPU and 25 MB per MiB at worst), so raise it knowingly")
 	return cmd
 }
 
@@ -63,7 +65,7 @@ type validateCounts struct {
 	Groups        int `json:"groups"`
 }
 
-func runValidate(out io.Writer, dir, output string) error {
+func runValidate(out io.Writer, dir, output string, opts spec.Options) error {
 	if output != "text" && output != "json" {
 		return &exitCodeError{Code: 2, Err: fmt.Errorf("--output %q: use text or json", output)}
 	}
@@ -73,7 +75,7 @@ func runValidate(out io.Writer, dir, output string) error {
 		return &exitCodeError{Code: 2, Err: fmt.Errorf("%s is not a folder; give the root folder of the fleet repository", dir)}
 	}
 
-	st, errs := spec.LoadDir(dir)
+	st, errs := spec.LoadDirWith(dir, opts)
 	errs = underDir(dir, errs)
 	counts := validateCounts{len(st.ControlPlanes), len(st.Channels), len(st.Groups)}
 
