@@ -102,6 +102,10 @@ func LoadWith(fsys fs.FS, o Options) (*State, Errors) {
 			windows <- parsed
 		}
 	}()
+	defer func() {
+		for range windows { // on a panic below, let the parser finish rather than leak
+		}
+	}()
 	for parsed := range windows {
 		ck.checkDocuments(parsed)
 		for _, pf := range parsed {

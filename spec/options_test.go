@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -74,5 +75,34 @@ func TestFormatBytes(t *testing.T) {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestRepeatedLoadsRetainNothing: a server loads every revision; once a
+// load's State is dropped, nothing of it stays (the pooled CUE contexts
+// do not grow with the documents they checked), and no goroutine is left.
+func TestRepeatedLoadsRetainNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a full repository five times")
+	}
+	fsys := shapeFS(repoShapes()[0])
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	Load(fsys) // compiles the pooled schemas
+	heap0, goroutines0 := heap(), runtime.NumGoroutine()
+	for range 4 {
+		if _, errs := Load(fsys); errs != nil {
+			t.Fatal(errs)
+		}
+	}
+	if h := heap(); h > heap0+2<<20 {
+		t.Errorf("heap grew from %d to %d bytes over four loads", heap0, h)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines0 {
+		t.Errorf("goroutines grew from %d to %d", goroutines0, g)
 	}
 }
