@@ -312,6 +312,31 @@ func CanonicalVersion(v string) string {
 	return sv.String()
 }
 
+// CompareVersions orders versions as operators read them: semantic
+// versions by precedence, oldest first, then anything else ("", "unknown",
+// a non-semver tag) after them, by text.
+func CompareVersions(a, b string) int { return compareVersions(a, b, false) }
+
+// CompareVersionsNewestFirst is CompareVersions with the semantic versions
+// newest first; anything else still comes last.
+func CompareVersionsNewestFirst(a, b string) int { return compareVersions(a, b, true) }
+
+func compareVersions(a, b string, newestFirst bool) int {
+	av, errA := semver.NewVersion(a)
+	bv, errB := semver.NewVersion(b)
+	switch {
+	case errA == nil && errB == nil && newestFirst:
+		return bv.Compare(av)
+	case errA == nil && errB == nil:
+		return av.Compare(bv)
+	case errA == nil:
+		return -1
+	case errB == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
 func checkVersion(v string) string {
 	if len(v) > MaxVersionLength {
 		return fmt.Sprintf("%d bytes, at most %d allowed", len(v), MaxVersionLength)

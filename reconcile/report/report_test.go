@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +278,18 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := report.Decode(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	in := []string{"unknown", "17.10.0", "", "17.2.0", "v17.3.0-rc.1", "17.3.0", "latest"}
+	got := slices.Clone(in)
+	slices.SortStableFunc(got, report.CompareVersions)
+	if want := []string{"17.2.0", "v17.3.0-rc.1", "17.3.0", "17.10.0", "", "latest", "unknown"}; !slices.Equal(got, want) {
+		t.Errorf("CompareVersions order %q, want %q", got, want)
+	}
+	slices.SortStableFunc(got, report.CompareVersionsNewestFirst)
+	if want := []string{"17.10.0", "17.3.0", "v17.3.0-rc.1", "17.2.0", "", "latest", "unknown"}; !slices.Equal(got, want) {
+		t.Errorf("CompareVersionsNewestFirst order %q, want %q", got, want)
 	}
 }

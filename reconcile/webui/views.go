@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
-
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
 	"upkeep.dev/upkeep/reconcile/fleet"
@@ -187,19 +185,7 @@ func versionCounts(m map[string]int, total int) []countRow {
 	for k, n := range m {
 		out = append(out, countRow{Key: k, N: n, Pct: pct(n, total)})
 	}
-	slices.SortFunc(out, func(a, b countRow) int {
-		va, ea := semver.NewVersion(a.Key)
-		vb, eb := semver.NewVersion(b.Key)
-		switch {
-		case ea == nil && eb == nil:
-			return vb.Compare(va)
-		case ea == nil:
-			return -1
-		case eb == nil:
-			return 1
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
+	slices.SortFunc(out, func(a, b countRow) int { return report.CompareVersionsNewestFirst(a.Key, b.Key) })
 	return out
 }
 

@@ -12,9 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
-
 	"upkeep.dev/upkeep/reconcile/fleet"
+	"upkeep.dev/upkeep/reconcile/report"
 )
 
 // MaxListed bounds the agents a table lists per kind (behind, unhealthy,
@@ -233,26 +232,12 @@ func VersionCounts(m map[string]int) string {
 		return "-"
 	}
 	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, compareVersions)
+	slices.SortFunc(keys, report.CompareVersions)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s ×%d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func compareVersions(a, b string) int {
-	av, err1 := semver.NewVersion(a)
-	bv, err2 := semver.NewVersion(b)
-	switch {
-	case err1 == nil && err2 == nil:
-		return av.Compare(bv)
-	case err1 == nil:
-		return -1
-	case err2 == nil:
-		return 1
-	}
-	return cmp.Compare(a, b)
 }
 
 // Count is "1 agent", "1,240 agents".
