@@ -31,15 +31,15 @@ const (
 	MaxFileSize = 1 << 20
 	// MaxRepositorySize is the default bound on the YAML files of a
 	// repository together (limit repository-bytes; Options raises it):
-	// some 7,000 channels, or 1,900 groups with windows and freezes; a
-	// fleet of 1,000 channels and 1,000 groups is 450 KB. It is the
-	// largest round size that loads in under a second on two cores in
-	// the costliest shape found, every group invalid in every window
-	// (TestLoadRepositoryShapesStayBounded): 768 KiB cost at most some
-	// 1.2 s of CPU, 0.65 s of wall time and 40 MB. A larger limit costs
-	// in proportion: some 1.6 s of CPU (0.9 s of wall time on two cores)
-	// and 45 MB per MiB at worst, 1 s of CPU per MiB of valid documents.
-	MaxRepositorySize = 768 << 10
+	// some 6,000 channels, or 1,600 groups with windows and freezes; a
+	// fleet of 1,000 channels and 1,000 groups is 450 KB. It loads in
+	// well under a second on two cores in the costliest shape found,
+	// every group invalid in every window (TestLoadRepositoryShapesStayBounded):
+	// 640 KiB cost at most some 1.1 s of CPU, 0.6 s of wall time and
+	// 35 MB. A larger limit costs in proportion: at worst some 1.7 s of
+	// CPU (0.95 s of wall time on two cores) and 50 MB per MiB; 1.2 s of
+	// CPU per MiB of valid documents.
+	MaxRepositorySize = 640 << 10
 	// MaxFiles bounds the YAML files of a repository (limit
 	// files-per-repository): each costs a read and a parse however small.
 	MaxFiles = 20_000

@@ -45,7 +45,7 @@ func TestLoadRefusesHostileInputs(t *testing.T) {
 				return files
 			}(),
 			// base.yaml and z0 to z1 fit; z2 takes the total over.
-			want: []string{"z2.yaml: the repository's YAML files, up to this one, hold more than 768 KiB (limit repository-bytes is 786432); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion"},
+			want: []string{"z2.yaml: the repository's YAML files, up to this one, hold more than 640 KiB (limit repository-bytes is 655360); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion"},
 		},
 		{
 			scenario: "the file one over the files limit is refused, and later files are not read",

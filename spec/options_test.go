@@ -12,7 +12,7 @@ import (
 // default both ways, and the error names the limit in force.
 func TestLoadWithRepositoryLimit(t *testing.T) {
 	// Eight files of valid channels, some 120 KiB each: over the default
-	// limit together (c6 crosses it), under 1 MiB.
+	// limit together (c5 crosses it), under 1 MiB.
 	files := map[string]string{}
 	for f := range 8 {
 		var b strings.Builder
@@ -33,7 +33,7 @@ func TestLoadWithRepositoryLimit(t *testing.T) {
 	}{
 		{
 			scenario: "the zero Options is the default limit, which the repository exceeds",
-			want:     []string{fmt.Sprintf("c6.yaml: the repository's YAML files, up to this one, hold more than 768 KiB (limit repository-bytes is %d); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion", MaxRepositorySize)},
+			want:     []string{fmt.Sprintf("c5.yaml: the repository's YAML files, up to this one, hold more than 640 KiB (limit repository-bytes is %d); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion", MaxRepositorySize)},
 		},
 		{
 			scenario: "a limit raised to the repository's size loads it all",
@@ -51,7 +51,7 @@ func TestLoadWithRepositoryLimit(t *testing.T) {
 		{
 			scenario: "a negative limit is the default",
 			opts:     Options{MaxRepositoryBytes: -1},
-			want:     []string{fmt.Sprintf("c6.yaml: the repository's YAML files, up to this one, hold more than 768 KiB (limit repository-bytes is %d); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion", MaxRepositorySize)},
+			want:     []string{fmt.Sprintf("c5.yaml: the repository's YAML files, up to this one, hold more than 640 KiB (limit repository-bytes is %d); this and later files are not read; list files that are not fleet state in .upkeepignore, or raise the limit (--max-repository-bytes) knowing that a load takes time and memory in proportion", MaxRepositorySize)},
 		},
 	}
 	if total > 1<<20 {

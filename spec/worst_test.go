@@ -39,7 +39,7 @@ func BenchmarkLoadWorst(b *testing.B) {
 
 // fileShapeOptions raise the repository limit above the file limit, so
 // that the shapes of one file near the file limits reach those limits
-// rather than the repository's (768 KiB by default).
+// rather than the repository's (640 KiB by default).
 var fileShapeOptions = Options{MaxRepositoryBytes: 8 << 20}
 
 // worstEnv names the shape a child process of TestLoadWorstShapesStayBounded loads.

@@ -84,7 +84,7 @@ const repoCPUms = 2000
 // TestLoadRepositoryShapesStayBounded loads each repository shape (a
 // repository filled to the default repository limit) in a child process
 // and checks the whole load against the targets: repoCPUms of CPU and
-// worstPeakRSS over the base fleet's. The worst shape costs some 70% of
+// worstPeakRSS over the base fleet's. The worst shape costs some 55% of
 // the CPU target and a third of the memory target.
 func TestLoadRepositoryShapesStayBounded(t *testing.T) {
 	if testing.Short() {
