@@ -63,7 +63,7 @@ the group's timezone. Without --server it reads nothing but the repository.`,
 	fl.StringVar(&f.base, "base", "HEAD", "base revision (a commit, branch or tag, e.g. origin/main)")
 	fl.StringVar(&f.head, "head", "", "head revision (default: the work tree as it is, uncommitted edits included)")
 	fl.StringVar(&f.output, "output", "text", "output format: text, markdown (for a pull-request comment) or json")
-	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.6 s of CPU and 45 MB per MiB), so raise it knowingly; 0 means the default")
+	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.7 s of CPU and 50 MB per MiB), so raise it knowingly; 0 means the default")
 	// No $UPKEEP_SERVER default: diff reads a server only when asked to.
 	f.srv.add(fl, "")
 	return cmd

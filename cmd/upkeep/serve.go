@@ -80,7 +80,7 @@ failure shows in /status, the metrics and the log.`,
 	fl.IntVar(&f.history, "history", fleet.DefaultHistoryPerAgent, "how many past reports the store keeps per agent")
 	fl.BoolVar(&f.ui, "ui", true, "serve the fleet page at /ui/ (needs --report-token-file: it signs in with those tokens)")
 	fl.BoolVar(&f.uiOperate, "ui-operate", false, "show halt and resume buttons on the fleet page's rollouts (the same step as POST /v1/rollouts/<channel>/halt|resume); read-only without")
-	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.6 s of CPU and 45 MB per MiB), so raise it knowingly; 0 means the default")
+	fl.IntVar(&f.load.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.7 s of CPU and 50 MB per MiB), so raise it knowingly; 0 means the default")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

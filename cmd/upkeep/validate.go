@@ -48,7 +48,7 @@ a folder).`,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitCodeError{Code: 2, Err: err} })
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.Flags().IntVar(&opts.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.6 s of CPU and 45 MB per MiB), so raise it knowingly; 0 means the default")
+	cmd.Flags().IntVar(&opts.MaxRepositoryBytes, "max-repository-bytes", spec.MaxRepositorySize, "limit repository-bytes: the most bytes of YAML the fleet repository may hold; a load costs time and memory in proportion (at worst some 1.7 s of CPU and 50 MB per MiB), so raise it knowingly; 0 means the default")
 	return cmd
 }
 
