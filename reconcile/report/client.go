@@ -162,12 +162,12 @@ func (c *Client) Send(ctx context.Context, r Report) error {
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", c.url, scrub(unwrapURLError(err), token))
+		return fmt.Errorf("POST %s: %w", c.url, netpolicy.TransportError(err, token))
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return fmt.Errorf("POST %s: reading the answer: %w", c.url, scrub(err, token))
+		return fmt.Errorf("POST %s: reading the answer: %w", c.url, netpolicy.TransportError(err, token))
 	}
 	if resp.StatusCode/100 == 2 {
 		return nil
@@ -217,23 +217,4 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("report token file %s holds white space inside the token or more than one line; it must hold only the token", path)
 	}
 	return token, nil
-}
-
-func unwrapURLError(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		if ue.Timeout() {
-			return fmt.Errorf("timed out: %w", ue.Err)
-		}
-		return ue.Err
-	}
-	return err
-}
-
-// scrub removes the token from an error's text, in case a transport echoes
-// a header.
-func scrub(err error, token string) error {
-	if token == "" || !strings.Contains(err.Error(), token) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, "[token]"))
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"upkeep.dev/upkeep/reconcile"
+	"upkeep.dev/upkeep/sources/netpolicy"
 )
 
 // Concurrency leases (FleetLock semantics): before an update an updater asks
@@ -215,12 +216,12 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%s %s: %w", method, u, scrub(unwrapURLError(err), token))
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", method, u, netpolicy.TransportError(err, token))
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%s %s: reading the answer: %w", method, u, scrub(err, token))
+		return 0, nil, nil, fmt.Errorf("%s %s: reading the answer: %w", method, u, netpolicy.TransportError(err, token))
 	}
 	// The answer is the server's: scrub it, in case it echoes the header.
 	return resp.StatusCode, []byte(strings.ReplaceAll(string(answer), token, "[token]")), resp.Header, nil

@@ -185,7 +185,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w; is the server running there? (--server)", method, u.Redacted(), scrub(unwrapURLError(err), token))
+		return fmt.Errorf("%s %s: %w; is the server running there? (--server)", method, u.Redacted(), netpolicy.TransportError(err, token))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -205,7 +205,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, u.Redacted(), scrub(unwrapURLError(err), token))
+		return fmt.Errorf("%s %s: reading the answer: %w", method, u.Redacted(), netpolicy.TransportError(err, token))
 	}
 	if int64(len(raw)) > limit {
 		return fmt.Errorf("%s %s: the answer is larger than %d MiB; refused", method, u.Redacted(), limit>>20)
@@ -234,25 +234,6 @@ func (c *Client) hint(resp *http.Response, path string) string {
 		return "see `upkeep rollout status` for the rollout's state"
 	}
 	return ""
-}
-
-func unwrapURLError(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		if ue.Timeout() {
-			return fmt.Errorf("timed out: %w", ue.Err)
-		}
-		return ue.Err
-	}
-	return err
-}
-
-// scrub removes the token from an error's text, in case a transport echoes
-// a header.
-func scrub(err error, token string) error {
-	if token == "" || !strings.Contains(err.Error(), token) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), token, "[token]"))
 }
 
 // Page is one answer of GET /v1/fleet.

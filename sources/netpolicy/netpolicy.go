@@ -1,7 +1,9 @@
 // Package netpolicy is upkeep's one rule for talking to other machines:
 // HTTPS everywhere, plain HTTP only to the loopback interface. Every client
 // (Git sources, the version-server and report clients, health checks, the
-// OCI registry) asks it, so the rule cannot drift between them.
+// OCI registry) asks it, so the rule cannot drift between them. It also
+// says how a client words a failed call (TransportError), so that no
+// client's error shows a secret.
 package netpolicy
 
 import (
@@ -42,4 +44,23 @@ func CheckURL(u *url.URL) error {
 		return errors.New("no host")
 	}
 	return nil
+}
+
+// TransportError is the error of an HTTP call as a client's message shows
+// it: without *url.Error's `Get "<url>":` prefix (the caller names the URL,
+// redacted), saying "timed out" when it did, and with secret (a bearer
+// token), when not empty, replaced by "[token]" in case a transport
+// echoes a header.
+func TransportError(err error, secret string) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		if ue.Timeout() {
+			err = fmt.Errorf("timed out: %w", ue.Err)
+		} else {
+			err = ue.Err
+		}
+	}
+	if secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), secret, "[token]"))
 }

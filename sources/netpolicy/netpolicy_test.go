@@ -1,6 +1,7 @@
 package netpolicy
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -40,6 +41,31 @@ func TestCheckURL(t *testing.T) {
 			t.Errorf("%s: %v", raw, err)
 		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
 			t.Errorf("%s: error %v, want %q", raw, err, wantErr)
+		}
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string { return "i/o timeout" }
+func (timeoutErr) Timeout() bool { return true }
+
+func TestTransportError(t *testing.T) {
+	const token = "s3cr3t-token"
+	for _, tc := range []struct {
+		scenario string
+		err      error
+		secret   string
+		want     string
+	}{
+		{"a failed call loses the URL prefix the caller writes itself", &url.Error{Op: "Get", URL: "https://x/v1", Err: errors.New("connection refused")}, "", "connection refused"},
+		{"a timeout says so", &url.Error{Op: "Post", URL: "https://x/v1", Err: timeoutErr{}}, "", "timed out: i/o timeout"},
+		{"a token a transport echoes is never shown", &url.Error{Op: "Get", URL: "https://x/v1", Err: errors.New("bad header Bearer " + token)}, token, "bad header Bearer [token]"},
+		{"an error that is not a call's is only scrubbed", errors.New("reading the answer: " + token), token, "reading the answer: [token]"},
+		{"without a secret nothing is replaced", errors.New("unexpected EOF"), "", "unexpected EOF"},
+	} {
+		if got := TransportError(tc.err, tc.secret).Error(); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.scenario, got, tc.want)
 		}
 	}
 }

@@ -431,7 +431,7 @@ func (c *Client) getAs(ctx context.Context, u *url.URL, accept string, limit int
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		err = c.scrub(unwrapURLError(err))
+		err = netpolicy.TransportError(err, c.token)
 		var unknownCA x509.UnknownAuthorityError
 		if errors.As(err, &unknownCA) {
 			return nil, nil, fmt.Errorf("GET %s: %w (if the server uses a private CA, point the CA file option at its certificate)", safeURL(u), err)
@@ -441,7 +441,7 @@ func (c *Client) getAs(ctx context.Context, u *url.URL, accept string, limit int
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", safeURL(u), c.scrub(err))
+		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", safeURL(u), netpolicy.TransportError(err, c.token))
 	}
 	if resp.StatusCode != http.StatusOK {
 		hint := ""
@@ -458,28 +458,6 @@ func (c *Client) getAs(ctx context.Context, u *url.URL, accept string, limit int
 			safeURL(u), limit, bodyPrefix(body))
 	}
 	return body, resp.Header, nil
-}
-
-// scrub removes the token from an error's text, in case a transport echoes
-// a header.
-func (c *Client) scrub(err error) error {
-	if c.token == "" || !strings.Contains(err.Error(), c.token) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), c.token, "[token]"))
-}
-
-// unwrapURLError drops *url.Error's "Get "<url>":" prefix; callers name the
-// URL themselves (redacted).
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return fmt.Errorf("timed out: %w", ue.Err)
-		}
-		return ue.Err
-	}
-	return err
 }
 
 // ParseVersion reads a version body: trimmed of white space, "none" means no
