@@ -176,6 +176,39 @@ func Frozen(g *spec.Group, t time.Time) (spec.Freeze, bool) {
 	return best, found
 }
 
+// CriticalHeld returns the freeze that holds a critical update back at t:
+// the freeze in effect (Frozen) when it does not allow critical updates.
+// The version server then answers "no" to the group's critical request
+// and the decision chain waits (both name the rule CriticalHeldByFreeze).
+func CriticalHeld(g *spec.Group, t time.Time) (spec.Freeze, bool) {
+	f, ok := Frozen(g, t)
+	if !ok || f.AllowCritical {
+		return spec.Freeze{}, false
+	}
+	return f, true
+}
+
+// CriticalPasses returns the first instant at or after t at which no freeze
+// holds a critical update back (CriticalHeld), and the last freeze that held
+// it (held is false, and at is t, when none holds it at t). Freezes that
+// follow one another without a gap hold it back together.
+func CriticalPasses(g *spec.Group, t time.Time) (at time.Time, last spec.Freeze, held bool) {
+	at = t
+	if g == nil {
+		return at, last, false
+	}
+	// Each step moves at to the end of a freeze containing it, so strictly
+	// later, and past that freeze for good: at most one step per freeze.
+	for range len(g.Freezes) {
+		f, ok := CriticalHeld(g, at)
+		if !ok {
+			break
+		}
+		at, last, held = f.End, f, true
+	}
+	return at, last, held
+}
+
 // firstEndingAfter is the index of the first interval of the sorted,
 // disjoint ws that ends after t.
 func firstEndingAfter(ws []Interval, t time.Time) int {

@@ -484,6 +484,41 @@ func TestFrozen(t *testing.T) {
 	}
 }
 
+func TestCriticalPasses(t *testing.T) {
+	g := &spec.Group{Freezes: []spec.Freeze{
+		{Name: "long", Start: at("2026-12-01T00:00:00Z"), End: at("2026-12-10T00:00:00Z"), AllowCritical: true},
+		{Name: "strict", Start: at("2026-12-05T00:00:00Z"), End: at("2026-12-08T00:00:00Z")},
+		{Name: "strict-next", Start: at("2026-12-08T00:00:00Z"), End: at("2026-12-09T00:00:00Z")},
+		{Name: "strict-later", Start: at("2026-12-20T00:00:00Z"), End: at("2026-12-21T00:00:00Z")},
+	}}
+	tests := []struct {
+		scenario string
+		t        string
+		want     string // when a critical update passes
+		held     string // the last freeze that held it; "" when none
+	}{
+		{"outside every freeze a critical update passes at once", "2026-11-30T00:00:00Z", "2026-11-30T00:00:00Z", ""},
+		{"a freeze that allows critical updates does not hold one", "2026-12-02T00:00:00Z", "2026-12-02T00:00:00Z", ""},
+		{"freezes that forbid critical updates back to back hold it until the last ends", "2026-12-06T00:00:00Z", "2026-12-09T00:00:00Z", "strict-next"},
+		{"a later strict freeze does not hold it now", "2026-12-09T00:00:00Z", "2026-12-09T00:00:00Z", ""},
+		{"inside a strict freeze it passes at its end", "2026-12-20T12:00:00Z", "2026-12-21T00:00:00Z", "strict-later"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			got, f, held := CriticalPasses(g, at(tc.t))
+			if !got.Equal(at(tc.want)) || held != (tc.held != "") || f.Name != tc.held {
+				t.Fatalf("got %s, %q (%v); want %s, %q", got, f.Name, held, tc.want, tc.held)
+			}
+			if _, now := CriticalHeld(g, at(tc.t)); now != held {
+				t.Errorf("CriticalHeld says %v, CriticalPasses %v", now, held)
+			}
+		})
+	}
+	if got, _, held := CriticalPasses(nil, at("2026-12-06T00:00:00Z")); held || !got.Equal(at("2026-12-06T00:00:00Z")) {
+		t.Errorf("a nil group holds nothing: %s %v", got, held)
+	}
+}
+
 func BenchmarkWindows(b *testing.B) {
 	g := &spec.Group{
 		Name: "eu-prod", Timezone: "Europe/Berlin", Location: mustLoc(b, "Europe/Berlin"),

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"fmt"
 	"time"
 
 	"upkeep.dev/upkeep/reconcile/calendar"
@@ -57,17 +58,88 @@ type Published struct {
 	Served []calendar.Interval
 	// Rule names the rule that produced Served.
 	Rule string
+	// Reason says why for people, naming the freeze that emptied the
+	// horizon: upkeep diff shows it beside Rule.
+	Reason string
+}
+
+// NextUsable is the group's next usable window: the first published
+// window (Windows, never the placeholder) in which an update needing need
+// fits, started at now or at the window's start. The JSON API's
+// nextUsable, the fleet page and upkeep diff all show this one. False under
+// NothingOpen, and when no published window is long enough.
+func (p Published) NextUsable(now time.Time, need time.Duration) (calendar.Interval, bool) {
+	return calendar.FirstFit(p.Windows, now, need)
 }
 
 // Publish computes group g's published schedule at now.
 func Publish(g *spec.Group, now time.Time, horizon time.Duration) Published {
 	if ws := calendar.Windows(g, now, horizon); len(ws) > 0 {
-		return Published{Windows: ws, Served: ws, Rule: RuleWindowsInHorizon}
+		return Published{Windows: ws, Served: ws, Rule: RuleWindowsInHorizon,
+			Reason: "the windows of the next " + days(horizon)}
 	}
 	if ws := calendar.Windows(g, now, horizon+MaxLookahead); len(ws) > 0 {
 		first := ws[:1:1]
-		return Published{Windows: first, Served: first, Rule: RuleFirstWindowAfterFreeze}
+		why := "freezes cover every window of the next " + days(horizon)
+		if f, ok := lastFreezeBefore(g, now, first[0].Start); ok {
+			why = fmt.Sprintf("freeze %q until %s covers every window of the next %s", f.Name, stamp(f.End), days(horizon))
+		}
+		return Published{Windows: first, Served: first, Rule: RuleFirstWindowAfterFreeze,
+			Reason: why + "; serving the first window after it"}
 	}
 	at := now.Add(horizon).UTC().Truncate(time.Second) // the systemd format has whole seconds
-	return Published{Served: []calendar.Interval{{Start: at, End: at}}, Rule: RuleNothingOpen}
+	why := "the group has no windows"
+	if hasWindows(g) {
+		why = "no window opens within " + days(horizon+MaxLookahead)
+		if f, ok := lastFreezeBefore(g, now, now.Add(horizon+MaxLookahead)); ok {
+			why = fmt.Sprintf("freeze %q until %s leaves no window within %s", f.Name, stamp(f.End), days(horizon+MaxLookahead))
+		}
+	}
+	return Published{Served: []calendar.Interval{{Start: at, End: at}}, Rule: RuleNothingOpen,
+		Reason: why + "; serving a zero-length placeholder at " + stamp(at) + ", which never opens"}
 }
+
+// lastFreezeBefore is the freeze ending last of those that overlap [now,
+// until): the one that keeps the first window from opening sooner.
+func lastFreezeBefore(g *spec.Group, now, until time.Time) (spec.Freeze, bool) {
+	var best spec.Freeze
+	found := false
+	if g == nil {
+		return best, false
+	}
+	for _, f := range g.Freezes {
+		if !f.End.After(now) || !f.Start.Before(until) {
+			continue
+		}
+		if !found || f.End.After(best.End) {
+			best, found = f, true
+		}
+	}
+	return best, found
+}
+
+func hasWindows(g *spec.Group) bool {
+	if g == nil {
+		return false
+	}
+	for _, w := range g.Windows {
+		if w.Duration > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// days is "14 days" for a whole number of days, else the duration.
+func days(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d%day != 0 {
+		return d.String()
+	}
+	if d == day {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", d/day)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

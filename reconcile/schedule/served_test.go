@@ -221,3 +221,54 @@ func TestExampleFleetInDecember(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishReasonAndNextUsable(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tueThu := []spec.Window{{Days: []time.Weekday{time.Tuesday, time.Thursday}, Start: 2 * time.Hour, Duration: 4 * time.Hour}}
+	now := rfc("2026-12-20T12:00:00Z") // a Sunday
+	tests := []struct {
+		scenario string
+		windows  []spec.Window
+		freezes  []spec.Freeze
+		need     time.Duration
+		reason   string
+		usable   string // the next usable window's start; "" for none
+	}{
+		{"windows in the horizon say so, and the first that fits is usable", tueThu, nil, time.Hour,
+			"the windows of the next 14 days", "2026-12-22T01:00:00Z"},
+		{"a long freeze is named with its end, and the window after it is usable",
+			tueThu, []spec.Freeze{
+				{Name: "short", Start: rfc("2026-12-19T00:00:00Z"), End: rfc("2026-12-24T00:00:00Z")},
+				{Name: "year-end", Start: rfc("2026-12-23T00:00:00Z"), End: rfc("2027-01-05T00:00:00+01:00")},
+			}, time.Hour,
+			`freeze "year-end" until 2027-01-04T23:00:00Z covers every window of the next 14 days; serving the first window after it`,
+			"2027-01-05T01:00:00Z"},
+		{"the first window after a freeze that is too short for the update is not usable",
+			tueThu, []spec.Freeze{{Name: "q1", Start: rfc("2026-12-01T00:00:00Z"), End: rfc("2027-01-05T04:00:00Z")}}, 3 * time.Hour,
+			`freeze "q1" until 2027-01-05T04:00:00Z covers every window of the next 14 days; serving the first window after it`, ""},
+		{"a group without windows says so", nil, nil, time.Hour,
+			"the group has no windows; serving a zero-length placeholder at 2027-01-03T12:00:00Z, which never opens", ""},
+		{"a freeze past the lookahead is named", tueThu, []spec.Freeze{{Name: "forever", Start: rfc("2026-01-01T00:00:00Z"), End: rfc("2030-01-01T00:00:00Z")}}, time.Hour,
+			`freeze "forever" until 2030-01-01T00:00:00Z leaves no window within 414 days; serving a zero-length placeholder at 2027-01-03T12:00:00Z, which never opens`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			g := &spec.Group{Name: "g", Timezone: "Europe/Berlin", Location: berlin, Windows: tt.windows, Freezes: tt.freezes}
+			p := schedule.Publish(g, now, reconcile.ScheduleHorizon)
+			if p.Reason != tt.reason {
+				t.Errorf("reason %q,\nwant   %q", p.Reason, tt.reason)
+			}
+			iv, ok := p.NextUsable(now, tt.need)
+			if ok != (tt.usable != "") || ok && !iv.Start.Equal(rfc(tt.usable)) {
+				t.Errorf("next usable %v (%v), want %q", iv, ok, tt.usable)
+			}
+			// The JSON API computes nextUsable from the snapshot's windows.
+			if want, wok := calendar.FirstFit(p.Windows, now, tt.need); ok != wok || iv != want {
+				t.Errorf("NextUsable %v, FirstFit of the published windows %v", iv, want)
+			}
+		})
+	}
+}
