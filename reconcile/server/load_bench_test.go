@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/fleet/sqlstore"
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/server"
+	"upkeep.dev/upkeep/reconcile/server/loadtest"
 )
 
 // fleetAgents is the fleet size of the load target: 10,000 agents
@@ -101,7 +101,7 @@ func BenchmarkFleetLoad(b *testing.B) {
 			var mu sync.Mutex
 			var lat []time.Duration
 			b.SetParallelism(4) // 8 senders on 2 cores
-			selfCPU, pgCPU := processCPU(), postgresCPU()
+			selfCPU, pgCPU := loadtest.ProcessCPU(), postgresCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				own := make([]time.Duration, 0, 1024)
@@ -118,7 +118,7 @@ func BenchmarkFleetLoad(b *testing.B) {
 			b.StopTimer()
 			// CPU per report: this process (handlers, the driver and, for
 			// SQLite, the whole store) and PostgreSQL's own processes.
-			b.ReportMetric(float64((processCPU()-selfCPU).Microseconds())/float64(b.N), "server-cpu-µs/report")
+			b.ReportMetric(float64((loadtest.ProcessCPU()-selfCPU).Microseconds())/float64(b.N), "server-cpu-µs/report")
 			if engine == "postgres" {
 				b.ReportMetric(float64((postgresCPU()-pgCPU).Microseconds())/float64(b.N), "postgres-cpu-µs/report")
 			}
@@ -131,15 +131,6 @@ func BenchmarkFleetLoad(b *testing.B) {
 			b.ReportMetric(float64(size())/fleetAgents, "store-bytes/agent")
 		})
 	}
-}
-
-// processCPU is the CPU time this process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // postgresCPU is the CPU time used so far by the processes named

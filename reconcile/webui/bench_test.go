@@ -3,9 +3,10 @@ package webui_test
 import (
 	"io"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
+
+	"upkeep.dev/upkeep/reconcile/server/loadtest"
 )
 
 // BenchmarkPages10k renders each view over real HTTP on loopback from a
@@ -39,7 +40,7 @@ func BenchmarkPages10k(b *testing.B) {
 			}
 			var bytes int64
 			b.ReportAllocs()
-			start, cpu := time.Now(), processCPU()
+			start, cpu := time.Now(), loadtest.ProcessCPU()
 			for b.Loop() {
 				resp, err := client.Do(req)
 				if err != nil {
@@ -55,17 +56,8 @@ func BenchmarkPages10k(b *testing.B) {
 			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/page")
 			// CPU of the whole process (server, store and client), which a
 			// shared machine's load does not inflate as it does wall time.
-			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/page")
+			b.ReportMetric(float64((loadtest.ProcessCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/page")
 			b.ReportMetric(float64(bytes), "B/page")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time the process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
