@@ -13,13 +13,17 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
 
-// WindowHorizon is how far ahead Compare looks for a group's next windows,
-// the same horizon the version server publishes schedules for.
-const WindowHorizon = 14 * 24 * time.Hour
+// WindowHorizon is the horizon the version server publishes schedules for.
+// Compare shows a group's windows as the server publishes them
+// (schedule.Publish): those within it, or, when a freeze empties it, the
+// first window after the freeze.
+const WindowHorizon = reconcile.ScheduleHorizon
 
 // NextWindows is how many upcoming windows a group change shows per side.
 const NextWindows = 3
@@ -162,12 +166,26 @@ type GroupDiff struct {
 	// Fields names what changed: channel, timezone, windows, freezes,
 	// updateDuration, order, maxConcurrent.
 	Fields []string `json:"fields,omitempty"`
-	// NextBefore and NextAfter are the next windows (at most NextWindows,
-	// within WindowHorizon of Now) under base and head. They are filled
-	// when the schedule changed (timezone, windows, freezes, updateDuration)
-	// or the group was added or removed.
+	// NextBefore and NextAfter are the next windows (at most NextWindows)
+	// under base and head, as the version server would publish them at Now
+	// (schedule.Publish). They are filled when the schedule changed
+	// (timezone, windows, freezes, updateDuration) or the group was added
+	// or removed.
 	NextBefore []calendar.Interval `json:"nextBefore,omitempty"`
 	NextAfter  []calendar.Interval `json:"nextAfter,omitempty"`
+	// BeforeRule and AfterRule are set when a side's windows are not
+	// simply those within WindowHorizon: FirstWindowAfterFreeze (the next
+	// windows are the first one after a freeze) or NothingOpen (none, and
+	// the server serves a placeholder that never opens).
+	BeforeRule *ScheduleRule `json:"nextBeforeRule,omitempty"`
+	AfterRule  *ScheduleRule `json:"nextAfterRule,omitempty"`
+}
+
+// ScheduleRule is the rule by which the version server publishes a group's
+// schedule (schedule.Publish) and its reason.
+type ScheduleRule struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
 }
 
 // ControlPlaneSide is a control plane as one side sees it.
@@ -409,8 +427,8 @@ func compareGroups(base, head *spec.State, now time.Time) []GroupDiff {
 		}
 		d.Base, d.Head = groupSide(bg), groupSide(hg)
 		if showsSchedule(d) {
-			d.NextBefore = nextWindows(bg, now)
-			d.NextAfter = nextWindows(hg, now)
+			d.NextBefore, d.BeforeRule = nextWindows(bg, now)
+			d.NextAfter, d.AfterRule = nextWindows(hg, now)
 		}
 		out = append(out, d)
 	}
@@ -447,17 +465,29 @@ func changedGroupFields(b, h *spec.Group) []string {
 	return fields
 }
 
-// nextWindows returns the group's next windows, or nil for a missing group
-// or one whose timezone did not load (head is then invalid, and says so).
-func nextWindows(g *spec.Group, now time.Time) []calendar.Interval {
+// nextWindows returns the group's next windows as the server publishes
+// them, with the rule when it is not WindowsInHorizon; nil for a missing
+// group or one whose timezone did not load (head is then invalid, and says
+// so).
+func nextWindows(g *spec.Group, now time.Time) ([]calendar.Interval, *ScheduleRule) {
 	if g == nil || g.Location == nil {
-		return nil
+		return nil, nil
 	}
-	ws := calendar.Windows(g, now, WindowHorizon)
+	p := schedule.Publish(g, now, WindowHorizon)
+	ws := p.Windows
 	if len(ws) > NextWindows {
 		ws = ws[:NextWindows]
 	}
-	return ws
+	return ws, unusualRule(p)
+}
+
+// unusualRule is p's rule and reason, or nil for the ordinary case
+// (WindowsInHorizon), which the reports do not spell out.
+func unusualRule(p schedule.Published) *ScheduleRule {
+	if p.Rule == schedule.RuleWindowsInHorizon {
+		return nil
+	}
+	return &ScheduleRule{Rule: p.Rule, Reason: p.Reason}
 }
 
 // classify says how version old moves to version new. "" is no version.

@@ -15,6 +15,7 @@ import (
 	_ "time/tzdata" // the groups' zones must load on hosts without a zoneinfo database
 
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -22,6 +23,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // now is Monday 23 November 2026, 22:00 UTC (23:00 in Berlin).
 var now = time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+
+// inYearEnd is Monday 21 December 2026, 22:00 UTC: inside eu-prod's
+// year-end freeze (19 December to 5 January in Berlin), which covers the
+// whole 14-day horizon.
+var inYearEnd = time.Date(2026, 12, 21, 22, 0, 0, 0, time.UTC)
 
 func mustLoc(t testing.TB, name string) *time.Location {
 	t.Helper()
@@ -67,6 +73,7 @@ func fleet(t testing.TB) *spec.State {
 type scenario struct {
 	name     string // also the golden files' base name
 	sentence string
+	now      time.Time // default now
 	edit     func(t testing.TB, head *spec.State) spec.Errors
 	check    func(t *testing.T, r *Report)
 }
@@ -157,6 +164,51 @@ var scenarios = []scenario{
 		check: func(t *testing.T, r *Report) {
 			if c := findChannel(t, r, "stable/cloud"); c.Movement != MajorJump {
 				t.Errorf("movement %q, want major jump", c.Movement)
+			}
+		},
+	},
+	{
+		name: "long-freeze-critical",
+		sentence: "inside a freeze longer than the horizon each side shows the first window after it, a group that never opens says NothingOpen, " +
+			"and a critical update waits out a freeze that forbids it",
+		now: inYearEnd,
+		edit: func(_ testing.TB, h *spec.State) spec.Errors {
+			c := channel(h, "stable/cloud")
+			c.Version, c.Critical = "17.4.0", true
+			group(h, "eu-prod").Freezes[0].AllowCritical = false
+			h.Groups = append(h.Groups, &spec.Group{Name: "lab", Channel: "stable/cloud", Timezone: "Europe/Berlin", Location: berlin(), Order: 9,
+				Pos: spec.Position{File: "groups/lab.yaml", Line: 4, Col: 9}})
+			return nil
+		},
+		check: func(t *testing.T, r *Report) {
+			freezeEnd := time.Date(2027, 1, 4, 23, 0, 0, 0, time.UTC)
+			afterFreeze := time.Date(2027, 1, 5, 1, 0, 0, 0, time.UTC) // Tuesday 02:00 in Berlin
+			if len(r.Groups) != 2 {
+				t.Fatalf("groups %+v", r.Groups)
+			}
+			eu, lab := r.Groups[0], r.Groups[1]
+			for side, ws := range map[string][]calendar.Interval{"before": eu.NextBefore, "after": eu.NextAfter} {
+				if len(ws) != 1 || !ws[0].Start.Equal(afterFreeze) {
+					t.Errorf("eu-prod %s: %v, want only the window after the freeze", side, ws)
+				}
+			}
+			if eu.BeforeRule == nil || eu.BeforeRule.Rule != schedule.RuleFirstWindowAfterFreeze || eu.AfterRule == nil ||
+				!strings.Contains(eu.AfterRule.Reason, `freeze "year-end" until 2027-01-04T23:00:00Z`) {
+				t.Errorf("eu-prod rules %+v %+v", eu.BeforeRule, eu.AfterRule)
+			}
+			if lab.Change != Added || len(lab.NextAfter) != 0 || lab.AfterRule == nil || lab.AfterRule.Rule != schedule.RuleNothingOpen {
+				t.Errorf("lab %+v", lab)
+			}
+			// The updaters: eu-prod's critical update waits for the freeze's
+			// end, lab's (no freeze) goes at once.
+			want := map[string]string{"eu-prod": "Wait/CriticalHeldByFreeze", "lab": "Update/CriticalUpdate"}
+			for _, u := range r.Updaters {
+				if got := string(u.Action) + "/" + u.Reason; got != want[u.Group] {
+					t.Errorf("%s: %s, want %s (%s)", u.Group, got, want[u.Group], u.Message)
+				}
+				if u.Group == "eu-prod" && !u.RecheckAt.Equal(freezeEnd) {
+					t.Errorf("eu-prod rechecks at %s, want the freeze's end %s", u.RecheckAt, freezeEnd)
+				}
 			}
 		},
 	},
@@ -408,7 +460,11 @@ func TestCompare(t *testing.T) {
 			t.Log(sc.sentence)
 			base, head := fleet(t), fleet(t)
 			errs := sc.edit(t, head)
-			r := Compare(base, head, errs, now)
+			at := now
+			if !sc.now.IsZero() {
+				at = sc.now
+			}
+			r := Compare(base, head, errs, at)
 			sc.check(t, r)
 			r.Base, r.Head = "main (0123456789ab)", "work tree"
 			for _, format := range []struct {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -56,7 +58,8 @@ type FleetImpact struct {
 	Moving int `json:"moving"`
 	Groups int `json:"groups"`
 	// FirstWindow is the earliest first usable window of a group with a
-	// moving agent; nil when none opens within WindowHorizon.
+	// moving agent that waits for a window (not a critical one); nil when
+	// there is none.
 	FirstWindow *GroupWindow    `json:"firstWindow,omitempty"`
 	Channels    []ChannelImpact `json:"channels"`
 	// ServedRevision is what the server serves; NotBase is set when that is
@@ -83,7 +86,8 @@ type ChannelImpact struct {
 	Moving int           `json:"moving"`
 	Groups int           `json:"groups"` // with a moving agent
 	// First is the earliest first usable window of the groups with a
-	// moving agent in the first stage that has one: later stages wait.
+	// moving agent in the first stage that has one (later stages wait);
+	// nil for a critical channel, whose groups do not wait for windows.
 	First *GroupWindow   `json:"firstWindow,omitempty"`
 	Other *UngroupedPart `json:"ungrouped,omitempty"`
 }
@@ -121,8 +125,19 @@ type GroupImpact struct {
 	AfterEarlierStages bool `json:"afterEarlierStages,omitempty"`
 	// When says when the group's updaters may start: "window" (Window),
 	// "now" (a usable window is open), "critical" (at once: a critical
-	// update skips windows), "none" (no usable window within 14 days).
+	// update skips windows), "held" (critical, but a freeze without
+	// allowCritical holds it until HeldUntil, then at once), "none" (no
+	// usable window in the schedule the server serves).
 	When string `json:"when"`
+	// Rule and Reason say why When is what it is, except in the ordinary
+	// case (a window of the published horizon, rule WindowsInHorizon):
+	// schedule.Publish's FirstWindowAfterFreeze or NothingOpen, or the
+	// decision chain's Critical or CriticalHeldByFreeze.
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// HeldUntil is when a critical update held by a freeze passes (When
+	// "held"): the end of the freeze, or of freezes back to back.
+	HeldUntil time.Time `json:"heldUntil,omitzero"`
 }
 
 // GroupWindow is a group's first usable window after the merge.
@@ -135,6 +150,16 @@ type GroupWindow struct {
 // Short is "Tue 02:00 Europe/Berlin".
 func (w *GroupWindow) Short() string {
 	return w.Start.In(location(w.Timezone)).Format("Mon 15:04") + " " + w.Timezone
+}
+
+// ShortFrom is Short, with the date when the window opens a week or more
+// after now (the first window after a long freeze): "Tue 2027-01-05 02:00
+// Europe/Berlin".
+func (w *GroupWindow) ShortFrom(now time.Time) string {
+	if w.Start.Sub(now) < 6*24*time.Hour {
+		return w.Short()
+	}
+	return w.Start.In(location(w.Timezone)).Format("Mon 2006-01-02 15:04") + " " + w.Timezone
 }
 
 // AffectedGroups are the groups whose agents merging may move: every head
@@ -282,7 +307,7 @@ func AddFleet(r *Report, base, head *spec.State, fc FleetCounts, now time.Time) 
 		f.FirstWindow = earlier(f.FirstWindow, ci.First)
 		f.Channels = append(f.Channels, ci)
 	}
-	f.Summary = fleetSentence(f)
+	f.Summary = fleetSentence(f, now)
 }
 
 func groupImpact(base *spec.State, g *spec.Group, target string, critical bool, vs Versions, now time.Time) GroupImpact {
@@ -301,19 +326,46 @@ func groupImpact(base *spec.State, g *spec.Group, target string, critical bool, 
 			gi.Moving += n
 		}
 	}
-	gi.When = "none"
-	if g.Location != nil {
-		ws := calendar.Windows(g, now, WindowHorizon)
-		if iv, ok := calendar.FirstFit(ws, now, effectiveUpdateDuration(g)); ok {
-			gi.Window = &GroupWindow{Group: g.Name, Timezone: g.Timezone, Interval: iv}
-			gi.When = "window"
-			if !iv.Start.After(now) {
-				gi.When = "now"
-			}
-		}
-	}
 	if critical {
-		gi.When = "critical"
+		// A critical update skips windows: only a freeze that does not
+		// allow critical updates holds it, as the server's group-scoped
+		// critical answer and the decision chain do.
+		at, fz, held := calendar.CriticalPasses(g, now)
+		if !held {
+			gi.When, gi.Rule, gi.Reason = "critical", reconcile.RuleCritical, "a critical update skips windows, and no freeze forbids it now"
+			if f, ok := calendar.Frozen(g, now); ok {
+				gi.Reason = fmt.Sprintf("a critical update skips windows, and freeze %q allows critical updates", f.Name)
+			}
+			return gi
+		}
+		gi.When, gi.Rule, gi.HeldUntil = "held", "CriticalHeldByFreeze", at.UTC()
+		// The server holds it on the group-scoped route only: the plain
+		// channel route serves every group of the channel.
+		gi.Reason = fmt.Sprintf("freeze %q does not allow critical updates; until %s the group-scoped channel %s%s answers critical \"no\" (the plain channel route still answers \"yes\")",
+			fz.Name, at.UTC().Format(time.RFC3339), spec.GroupChannelPrefix, g.Name)
+		return gi
+	}
+	gi.When = "none"
+	if g.Location == nil {
+		return gi // head is invalid and says so
+	}
+	need := effectiveUpdateDuration(g)
+	pub := schedule.Publish(g, now, WindowHorizon)
+	if r := unusualRule(pub); r != nil {
+		gi.Rule, gi.Reason = r.Rule, r.Reason
+	}
+	iv, ok := pub.NextUsable(now, need)
+	if !ok {
+		if pub.Rule != schedule.RuleNothingOpen {
+			gi.Rule = pub.Rule
+			gi.Reason = pub.Reason + "; no window there is long enough for the update (" + shortDuration(need) + ")"
+		}
+		return gi
+	}
+	gi.Window = &GroupWindow{Group: g.Name, Timezone: g.Timezone, Interval: iv}
+	gi.When = "window"
+	if !iv.Start.After(now) {
+		gi.When = "now"
 	}
 	return gi
 }
@@ -355,7 +407,7 @@ func earlier(a, b *GroupWindow) *GroupWindow {
 }
 
 // fleetSentence is the summary people read first.
-func fleetSentence(f *FleetImpact) string {
+func fleetSentence(f *FleetImpact, now time.Time) string {
 	switch {
 	case len(f.Channels) == 0:
 		return "merging this moves no agents: it changes no channel or group that agents follow"
@@ -368,16 +420,63 @@ func fleetSentence(f *FleetImpact) string {
 	if f.Groups > 0 {
 		s += " in " + countOf(f.Groups, "group")
 	}
-	critical := slices.ContainsFunc(f.Channels, func(c ChannelImpact) bool { return c.Critical && c.Moving > 0 })
+	atOnce, held, first := criticalMoves(f)
 	switch {
-	case critical:
+	case atOnce && held > 0:
+		s += ", at once (critical: windows are skipped), except in " + countOf(held, "group") + " held by a freeze until " + first.stamp()
+	case atOnce:
 		s += ", at once (critical: windows are skipped)"
+	case held > 0:
+		s += ", critical but held by a freeze until " + first.stamp()
+		if held > 1 {
+			s += " (the earliest of " + countOf(held, "group") + ")"
+		}
 	case f.FirstWindow != nil:
-		s += ", first window " + f.FirstWindow.Short()
+		s += ", first window " + f.FirstWindow.ShortFrom(now)
 	case f.Groups > 0:
-		s += ", but no group has a usable window within " + horizonText
+		s += ", but no group has a usable window in the schedule the server serves"
 	}
 	return s
+}
+
+// heldGroup is a group whose critical update a freeze holds back.
+type heldGroup struct {
+	until    time.Time
+	timezone string
+}
+
+// stamp is "Mon 2027-01-04 00:00 CET" in the group's zone.
+func (h heldGroup) stamp() string {
+	return h.until.In(location(h.timezone)).Format("Mon 2006-01-02 15:04 MST")
+}
+
+// criticalMoves says whether some moving agent of a critical channel
+// updates at once, how many groups with moving agents a freeze holds
+// back, and the one released first.
+func criticalMoves(f *FleetImpact) (atOnce bool, held int, first heldGroup) {
+	for _, c := range f.Channels {
+		if !c.Critical || c.Moving == 0 {
+			continue
+		}
+		if c.Other != nil && c.Other.Moving > 0 {
+			atOnce = true // agents without a group have no freezes
+		}
+		for _, st := range c.Stages {
+			for _, g := range st.Groups {
+				switch {
+				case g.Moving == 0:
+				case g.When == "held":
+					if held == 0 || g.HeldUntil.Before(first.until) {
+						first = heldGroup{until: g.HeldUntil, timezone: g.Timezone}
+					}
+					held++
+				default:
+					atOnce = true
+				}
+			}
+		}
+	}
+	return atOnce, held, first
 }
 
 // countOf is "1 agent", "1,240 agents".
@@ -459,12 +558,20 @@ func whenText(g GroupImpact) string {
 	switch g.When {
 	case "critical":
 		s = "at once (critical: windows are skipped)"
+	case "held":
+		s = "held by a freeze until " + heldGroup{until: g.HeldUntil, timezone: g.Timezone}.stamp() + ", then at once (critical) [" + g.Rule + "]: " + g.Reason
 	case "none":
-		s = "no usable window within " + horizonText
+		s = "none"
+		if g.Rule != "" {
+			s += " [" + g.Rule + "]: " + g.Reason
+		}
 	case "now":
 		s = "now, a usable window is open: " + formatInterval(g.Window.Interval, g.Timezone)
 	default:
 		s = g.Window.Short() + ": " + formatInterval(g.Window.Interval, g.Timezone)
+		if g.Rule != "" {
+			s += " [" + g.Rule + "]: " + g.Reason
+		}
 	}
 	if g.AfterEarlierStages {
 		s += "; moves only after the earlier stages"

@@ -174,6 +174,100 @@ var fleetScenarios = []fleetScenario{
 			}
 		},
 	},
+	{
+		name:     "fleet-critical-held-by-freeze",
+		sentence: "a critical update goes at once only where no freeze forbids it; a group in such a freeze waits for its end, with the rule and the reason",
+		golden:   true,
+		now:      inYearEnd,
+		edit: func(h *spec.State) spec.Errors {
+			c := channel(h, "stable/cloud")
+			c.Version, c.Critical = "17.4.0", true
+			group(h, "eu-prod").Freezes[0].AllowCritical = false
+			// eu-lab is frozen too, but its freeze lets critical updates through.
+			lab := *group(h, "eu-prod")
+			lab.Name, lab.Order = "eu-lab", 1
+			lab.Freezes = []spec.Freeze{{Name: "lab-quiet", Start: lab.Freezes[0].Start, End: lab.Freezes[0].End, AllowCritical: true}}
+			h.Groups = append(h.Groups, &lab)
+			return nil
+		},
+		counts: FleetCounts{Groups: map[string]Versions{"eu-prod": {"17.3.0": 40}, "eu-lab": {"17.3.0": 2}}},
+		check: func(t *testing.T, f *FleetImpact) {
+			if f.Summary != "merging this moves 42 agents in 2 groups, at once (critical: windows are skipped), except in 1 group held by a freeze until Tue 2027-01-05 00:00 CET" {
+				t.Errorf("summary %q", f.Summary)
+			}
+			gs := f.Channels[0].Stages[0].Groups
+			if len(gs) != 2 || gs[0].Name != "eu-lab" || gs[0].When != "critical" || gs[0].Rule != "Critical" || gs[0].Window != nil {
+				t.Fatalf("eu-lab %+v", gs)
+			}
+			if prod := gs[1]; prod.When != "held" || prod.Rule != "CriticalHeldByFreeze" || !prod.HeldUntil.Equal(time.Date(2027, 1, 4, 23, 0, 0, 0, time.UTC)) ||
+				!strings.Contains(prod.Reason, `freeze "year-end" does not allow critical updates`) {
+				t.Errorf("eu-prod %+v", prod)
+			}
+			if f.FirstWindow != nil || f.Channels[0].First != nil {
+				t.Errorf("a critical channel waits for no window: %+v", f.FirstWindow)
+			}
+		},
+	},
+	{
+		sentence: "when every moving group's critical update is held, the summary names the earliest end",
+		now:      inYearEnd,
+		edit: func(h *spec.State) spec.Errors {
+			c := channel(h, "stable/cloud")
+			c.Version, c.Critical = "17.4.0", true
+			group(h, "eu-prod").Freezes[0].AllowCritical = false
+			return nil
+		},
+		counts: FleetCounts{Groups: map[string]Versions{"eu-prod": {"17.3.0": 3}}},
+		check: func(t *testing.T, f *FleetImpact) {
+			if f.Summary != "merging this moves 3 agents in 1 group, critical but held by a freeze until Tue 2027-01-05 00:00 CET" {
+				t.Errorf("summary %q", f.Summary)
+			}
+		},
+	},
+	{
+		name:     "fleet-long-freeze",
+		sentence: "inside a freeze longer than the horizon a group's first usable window is the first after the freeze, as the server serves it, and a group that never opens says NothingOpen",
+		golden:   true,
+		now:      inYearEnd,
+		edit: func(h *spec.State) spec.Errors {
+			channel(h, "stable/cloud").Version = "17.4.0"
+			h.Groups = append(h.Groups, &spec.Group{Name: "lab", Channel: "stable/cloud", Timezone: "Europe/Berlin", Location: berlin(), Order: 9})
+			return nil
+		},
+		counts: FleetCounts{Groups: map[string]Versions{"eu-prod": {"17.3.0": 40}, "lab": {"17.3.0": 1}}},
+		check: func(t *testing.T, f *FleetImpact) {
+			if f.Summary != "merging this moves 41 agents in 2 groups, first window Tue 2027-01-05 02:00 Europe/Berlin" {
+				t.Errorf("summary %q", f.Summary)
+			}
+			gs := f.Channels[0].Stages[0].Groups
+			if len(gs) != 2 || gs[0].Name != "eu-prod" || gs[0].When != "window" || gs[0].Rule != "FirstWindowAfterFreeze" ||
+				!gs[0].Window.Start.Equal(time.Date(2027, 1, 5, 1, 0, 0, 0, time.UTC)) {
+				t.Fatalf("eu-prod %+v", gs)
+			}
+			if lab := gs[1]; lab.When != "none" || lab.Rule != "NothingOpen" || lab.Window != nil {
+				t.Errorf("lab %+v", lab)
+			}
+		},
+	},
+	{
+		sentence: "a first window after a freeze that is too short for the update is no usable window, and says why",
+		now:      inYearEnd,
+		edit: func(h *spec.State) spec.Errors {
+			channel(h, "stable/cloud").Version = "17.4.0"
+			group(h, "eu-prod").UpdateDuration = 5 * time.Hour
+			return nil
+		},
+		counts: FleetCounts{Groups: map[string]Versions{"eu-prod": {"17.3.0": 3}}},
+		check: func(t *testing.T, f *FleetImpact) {
+			g := f.Channels[0].Stages[0].Groups[0]
+			if g.When != "none" || g.Rule != "FirstWindowAfterFreeze" || !strings.HasSuffix(g.Reason, "no window there is long enough for the update (5h)") {
+				t.Errorf("eu-prod %+v", g)
+			}
+			if f.Summary != "merging this moves 3 agents in 1 group, but no group has a usable window in the schedule the server serves" {
+				t.Errorf("summary %q", f.Summary)
+			}
+		},
+	},
 }
 
 // berlin is Europe/Berlin (time/tzdata is linked in by diff_test.go).

@@ -147,10 +147,10 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 			before, after := "", ""
 			if showsSchedule(d) {
 				if d.Base != nil {
-					before = mdWindows(d.Base.Timezone, d.NextBefore)
+					before = mdWindows(d.Base.Timezone, d.NextBefore, d.BeforeRule)
 				}
 				if d.Head != nil {
-					after = mdWindows(d.Head.Timezone, d.NextAfter)
+					after = mdWindows(d.Head.Timezone, d.NextAfter, d.AfterRule)
 				}
 			}
 			p("| %s | %s | %s | %s | %s |", code(d.Name), d.Change, strings.Join(what, "<br>"), before, after)
@@ -198,13 +198,16 @@ func writeMarkdown(b *bytes.Buffer, r *Report) {
 	}
 }
 
-func mdWindows(tz string, ivs []calendar.Interval) string {
-	if len(ivs) == 0 {
+func mdWindows(tz string, ivs []calendar.Interval, rule *ScheduleRule) string {
+	var out []string
+	switch {
+	case rule != nil:
+		out = append(out, md(ruleText(rule, len(ivs) > 0)))
+	case len(ivs) == 0:
 		return "none within " + horizonText
 	}
-	out := make([]string, len(ivs))
-	for i, iv := range ivs {
-		out[i] = md(formatInterval(iv, tz))
+	for _, iv := range ivs {
+		out = append(out, md(formatInterval(iv, tz)))
 	}
 	return strings.Join(out, "<br>")
 }

@@ -112,10 +112,10 @@ func Text(w io.Writer, r *Report) error {
 			}
 			if showsSchedule(d) {
 				if d.Base != nil {
-					writeTextWindows(bw, "before", d.Base.Timezone, d.NextBefore)
+					writeTextWindows(bw, "before", d.Base.Timezone, d.NextBefore, d.BeforeRule)
 				}
 				if d.Head != nil {
-					writeTextWindows(bw, "after", d.Head.Timezone, d.NextAfter)
+					writeTextWindows(bw, "after", d.Head.Timezone, d.NextAfter, d.AfterRule)
 				}
 			}
 		}
@@ -146,9 +146,12 @@ func Text(w io.Writer, r *Report) error {
 	return bw.Flush()
 }
 
-func writeTextWindows(w io.Writer, when, tz string, ivs []calendar.Interval) {
+func writeTextWindows(w io.Writer, when, tz string, ivs []calendar.Interval, rule *ScheduleRule) {
 	fmt.Fprintf(w, "      next windows %s (%s):\n", when, tz)
-	if len(ivs) == 0 {
+	switch {
+	case rule != nil:
+		fmt.Fprintf(w, "        %s\n", ruleText(rule, len(ivs) > 0))
+	case len(ivs) == 0:
 		fmt.Fprintf(w, "        none within %s\n", horizonText)
 	}
 	for _, iv := range ivs {
@@ -161,6 +164,16 @@ const invalidHeadNote = "the version server never serves an invalid revision and
 
 // horizonText is WindowHorizon for people.
 const horizonText = "14 days"
+
+// ruleText says why a side's windows are what they are, for people:
+// "FirstWindowAfterFreeze: freeze … covers …" above the window, or
+// "none (NothingOpen: the group has no windows; …)".
+func ruleText(r *ScheduleRule, windows bool) string {
+	if windows {
+		return r.Rule + ": " + r.Reason
+	}
+	return "none (" + r.Rule + ": " + r.Reason + ")"
+}
 
 func sidesTitle(r *Report) string {
 	b, h := r.Base, r.Head

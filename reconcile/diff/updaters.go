@@ -8,6 +8,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
 
@@ -107,7 +108,10 @@ func previewGroup(base, head *spec.State, g *spec.Group, now time.Time) (Updater
 		in.Bounds = cp // only when present: a nil *ControlPlane in the interface would not be nil
 	}
 	if g.Location != nil {
-		in.Schedule = reconcile.Schedule{State: reconcile.ScheduleLoaded, Windows: calendar.Windows(g, now, WindowHorizon)}
+		// What the updater saves from the server: never empty (a freeze
+		// over the horizon serves the window after it, a group that never
+		// opens a placeholder), so the preview meets the rules it meets.
+		in.Schedule = reconcile.Schedule{State: reconcile.ScheduleLoaded, Windows: schedule.Publish(g, now, WindowHorizon).Served}
 	}
 	if fz, ok := calendar.Frozen(g, now); ok {
 		in.Freeze = &fz
