@@ -357,7 +357,7 @@ func TestVerifyBundles(t *testing.T) {
 			wantIn:   []string{"is keyless", "the policy trusts keys only"},
 		},
 		{
-			scenario: "a classic signature is refused under a keyless policy, saying to sign in the bundle format", referrers: true,
+			scenario: "a classic key signature is refused under a keyless policy, saying it has no certificate", referrers: true,
 			policy: keyless,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
 				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
@@ -365,7 +365,7 @@ func TestVerifyBundles(t *testing.T) {
 				return reg.Ref("agent:1.0.0"), d
 			},
 			wantKind: oci.ErrNoMatchingSignature,
-			wantIn:   []string{"the classic signature tag", "keyless identities are read from bundles only", "--new-bundle-format"},
+			wantIn:   []string{"signature tag", "is signed with a key (no certificate)", "keyless subject"},
 		},
 		{
 			scenario: "an unsigned image is refused under a keyless policy with the keyless signing command", referrers: true,

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"gopkg.in/yaml.v3"
@@ -91,6 +92,7 @@ type compiled struct {
 	trusted    root.TrustedMaterial // nil without a trusted root
 	rootName   string
 	keyless    *verify.Verifier   // nil without identities
+	classic    *cosign.CheckOpts  // classic keyless checks; nil without identities
 	keyVerify  []*verify.Verifier // per key, for bundles
 }
 
@@ -176,11 +178,18 @@ func compile(name string, p Policy) (*compiled, error) {
 		if len(c.trusted.FulcioCertificateAuthorities()) == 0 {
 			return nil, fmt.Errorf("policy %q: %s names no certificate authority, so no keyless certificate can verify", name, c.rootName)
 		}
-		v, err := verify.NewVerifier(c.trusted, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+		vopts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+		if len(c.trusted.CTLogs()) > 0 {
+			// A root that lists CT logs (Sigstore's public one does) makes
+			// an SCT in the Fulcio certificate required, as cosign does.
+			vopts = append(vopts, verify.WithSignedCertificateTimestamps(1))
+		}
+		v, err := verify.NewVerifier(c.trusted, vopts...)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", name, err)
 		}
 		c.keyless = v
+		c.classic = classicKeylessOpts(c)
 	}
 	for _, k := range c.keys {
 		mat := root.TrustedMaterial(keyMaterial(k))

@@ -395,20 +395,20 @@ func (v *Verifier) verifyDigest(ctx context.Context, image string, d name.Digest
 			causes = append(causes, noneErr)
 		}
 	}
+	if len(c.identities) > 0 {
+		id, seen, fs, err := v.classicKeyless(ctx, d, isIndex, c, ropts)
+		if err != nil {
+			return Verified{}, v.registryError(ctx, image, dig, err)
+		}
+		if id != "" {
+			return ok("classic", id, nil)
+		}
+		classicSeen = classicSeen || seen
+		findings = append(findings, fs...)
+	}
 	bundles, err := v.bundles(ctx, d, ropts)
 	if err != nil {
 		return Verified{}, v.registryError(ctx, image, dig, err)
-	}
-	if len(c.keys) == 0 && len(bundles) == 0 {
-		// A keyless policy reads bundles only; say so if the image has a
-		// classic signature (cosign v2's keyless default), which it ignored.
-		if tag, err := ociremote.SignatureTag(d); err == nil {
-			if _, err := remote.Head(tag, ropts...); err == nil {
-				return Verified{}, &Error{Kind: ErrNoMatchingSignature, Image: image, Digest: dig,
-					Detail: fmt.Sprintf("no Sigstore bundle referrer; the classic signature tag %s exists, but %s, and keyless identities are read from bundles only", sigTag(d), c.describe()),
-					Next:   "sign in the bundle format: cosign v3 (its default), or cosign v2.4+ with --new-bundle-format: " + SignKeylessCommand(image, dig)}
-			}
-		}
 	}
 	for _, fb := range bundles {
 		verdict, f := v.checkBundle(ctx, fb, d, isIndex, c, signedBy, ropts)

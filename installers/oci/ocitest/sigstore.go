@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -51,6 +54,7 @@ type Sigstore struct {
 	root            *x509.Certificate
 	inter           *x509.Certificate
 	interKey        *ecdsa.PrivateKey
+	ctKey           *ecdsa.PrivateKey // the test CT log: every leaf embeds its SCT
 	TrustedRootJSON []byte
 }
 
@@ -82,8 +86,16 @@ func GenerateSigstore() (*Sigstore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("intermediate CA: %w", err)
 	}
-	s := &Sigstore{vs: vs, root: rootCert, inter: inter, interKey: interKey}
+	ctKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("CT log key: %w", err)
+	}
+	s := &Sigstore{vs: vs, root: rootCert, inter: inter, interKey: interKey, ctKey: ctKey}
 	now := time.Now()
+	ctLogs, err := s.ctLogs(now)
+	if err != nil {
+		return nil, err
+	}
 	fulcio := &root.FulcioCertificateAuthority{
 		Root: rootCert, Intermediates: []*x509.Certificate{inter},
 		ValidityPeriodStart: now.Add(-24 * time.Hour), ValidityPeriodEnd: now.Add(24 * time.Hour),
@@ -103,7 +115,7 @@ func GenerateSigstore() (*Sigstore, error) {
 		l.ValidityPeriodEnd = time.Time{}
 	}
 	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{fulcio},
-		vs.CTLogs(), vs.TimestampingAuthorities(), logs)
+		ctLogs, vs.TimestampingAuthorities(), logs)
 	if err != nil {
 		return nil, fmt.Errorf("trusted root: %w", err)
 	}
@@ -251,11 +263,84 @@ func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub cry
 	} else {
 		tmpl.EmailAddresses = []string{subject}
 	}
+	// Fulcio logs a precertificate in a CT log and embeds the log's SCT in
+	// the certificate it issues; the SCT covers the certificate's TBS
+	// without the SCT list, which is what this first certificate is.
+	pre, err := x509.CreateCertificate(rand.Reader, tmpl, s.inter, pub, s.interKey)
+	if err != nil {
+		return nil, err
+	}
+	preCert, err := x509.ParseCertificate(pre)
+	if err != nil {
+		return nil, err
+	}
+	sct, err := s.sctExtension(preCert.RawTBSCertificate, notBefore)
+	if err != nil {
+		return nil, fmt.Errorf("SCT: %w", err)
+	}
+	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, sct)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.inter, pub, s.interKey)
 	if err != nil {
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
+}
+
+// sctExtension is the embedded SCT list extension (RFC 6962 3.3) holding
+// one SCT by the test CT log over tbs, issued by s's intermediate, at at.
+func (s *Sigstore) sctExtension(tbs []byte, at time.Time) (pkix.Extension, error) {
+	logID, err := ctLogID(&s.ctKey.PublicKey)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	sct := ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: logID}, Timestamp: uint64(at.UnixMilli())}
+	entry := ct.LogEntry{Leaf: ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType,
+		TimestampedEntry: &ct.TimestampedEntry{Timestamp: sct.Timestamp, EntryType: ct.PrecertLogEntryType,
+			PrecertEntry: &ct.PreCert{IssuerKeyHash: sha256.Sum256(s.inter.RawSubjectPublicKeyInfo), TBSCertificate: tbs}}}}
+	input, err := ct.SerializeSCTSignatureInput(sct, entry)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	sig, err := cttls.CreateSignature(*s.ctKey, cttls.SHA256, input)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	sct.Signature = ct.DigitallySigned(sig)
+	raw, err := cttls.Marshal(sct)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	list, err := cttls.Marshal(ctx509.SignedCertificateTimestampList{SCTList: []ctx509.SerializedSCT{{Val: raw}}})
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	val, err := asn1.Marshal(list)
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier(ctx509.OIDExtensionCTSCT), Value: val}, nil
+}
+
+// ctLogID is a CT log's ID: the SHA-256 of its PKIX public key.
+func ctLogID(pub crypto.PublicKey) ([32]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(der), nil
+}
+
+// ctLogs is the trusted root's CT log: s's, valid from a day ago so that
+// certificates issued in the past (expired ones) carry a verifiable SCT.
+func (s *Sigstore) ctLogs(now time.Time) (map[string]*root.TransparencyLog, error) {
+	id, err := ctLogID(&s.ctKey.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("CT log ID: %w", err)
+	}
+	return map[string]*root.TransparencyLog{hex.EncodeToString(id[:]): {
+		BaseURL: "https://ctfe.localhost", ID: id[:], HashFunc: crypto.SHA256, SignatureHashFunc: crypto.SHA256,
+		PublicKey: &s.ctKey.PublicKey, ValidityPeriodStart: now.Add(-24 * time.Hour),
+	}}, nil
 }
 
 const dssePayloadType = "application/vnd.in-toto+json"
