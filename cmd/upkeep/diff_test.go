@@ -2,14 +2,21 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
+	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/diff"
 )
 
 // diffNow is Monday 23 November 2026, 22:00 UTC.
@@ -361,4 +368,170 @@ func TestDiffWithServer(t *testing.T) {
 			t.Errorf("exit %d, want 1", code)
 		}
 	})
+}
+
+// agreeFiles is a fleet at diffNow, inside long freezes: head makes
+// stable/cloud critical (eu-prod's freeze forbids critical updates,
+// eu-lab's allows them) and edge moves, with edge-hosts frozen past the
+// horizon and lab without windows.
+func agreeFiles(head bool) map[string]string {
+	stableVersion, critical, edgeVersion := "17.3.0", "false", "17.4.1"
+	if head {
+		stableVersion, critical, edgeVersion = "17.4.0", "true", "17.4.2"
+	}
+	group := func(name, channel, tz, windows, freeze string) string {
+		return "apiVersion: upkeep.dev/v1alpha1\nkind: Group\nmetadata: {name: " + name + "}\nspec:\n  channel: " + channel +
+			"\n  timezone: " + tz + "\n" + windows + freeze
+	}
+	tueThu := "  windows:\n    - {days: [Tue, Thu], start: \"02:00\", duration: 4h}\n"
+	files := map[string]string{
+		"control-planes.yaml": controlPlanesYAML,
+		"channels.yaml": "apiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: stable/cloud}\nspec:\n  controlPlane: cloud\n  version: " +
+			stableVersion + "\n  critical: " + critical + "\n---\napiVersion: upkeep.dev/v1alpha1\nkind: Channel\nmetadata: {name: edge}\nspec:\n  controlPlane: cloud\n  version: " + edgeVersion + "\n",
+		"groups/eu-prod.yaml": group("eu-prod", "stable/cloud", "Europe/Berlin", tueThu,
+			"  freezes:\n    - {name: change-freeze, start: \"2026-11-20T00:00:00+01:00\", end: \"2027-01-12T00:00:00+01:00\", allowCritical: false}\n"),
+		"groups/eu-lab.yaml": group("eu-lab", "stable/cloud", "Europe/Berlin", tueThu,
+			"  freezes:\n    - {name: quiet, start: \"2026-11-20T00:00:00+01:00\", end: \"2026-12-10T00:00:00+01:00\", allowCritical: true}\n"),
+		"groups/edge-hosts.yaml": group("edge-hosts", "edge", "UTC", "  windows:\n    - {start: \"00:00\", duration: 4h}\n", ""),
+	}
+	if head {
+		files["groups/edge-hosts.yaml"] = group("edge-hosts", "edge", "UTC", "  windows:\n    - {start: \"00:00\", duration: 4h}\n",
+			"  freezes:\n    - {name: long, start: \"2026-11-01T00:00:00Z\", end: \"2026-12-31T02:00:00Z\", allowCritical: true}\n")
+		files["groups/lab.yaml"] = group("lab", "edge", "UTC", "", "")
+	}
+	return files
+}
+
+// TestDiffAgreesWithTheServer checks the diff's windows and critical holds
+// against a real version server serving head at the same clock: the next
+// window of each group (GET /v1/groups/<g>), its first usable window, and
+// the group-scoped critical answer with its Upkeep-Freeze header.
+func TestDiffAgreesWithTheServer(t *testing.T) {
+	requireGit(t)
+	repo := t.TempDir()
+	gitRun(t, repo, "init", "-q", "-b", "main")
+	for name, content := range agreeFiles(false) {
+		writeFile(t, repo, name, content)
+	}
+	gitRun(t, repo, "add", "-A")
+	gitRun(t, repo, "commit", "-q", "-m", "fleet: base")
+	for name, content := range agreeFiles(true) {
+		writeFile(t, repo, name, content)
+	}
+	s := startFleetServer(t, agreeFiles(true))
+	s.seed(t, []agent{
+		{"e-1", "eu-prod", "stable/cloud", "17.3.0", "healthy", 0},
+		{"l-1", "eu-lab", "stable/cloud", "17.3.0", "healthy", 0},
+		{"x-1", "edge-hosts", "edge", "17.4.1", "healthy", 0},
+		{"y-1", "lab", "edge", "17.4.1", "healthy", 0},
+	})
+	out, code := runDiffCmd(t, "--repo", repo, "--output", "json", "--server", s.URL, "--token-file", s.TokenFile)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var r diff.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Fleet == nil {
+		t.Fatalf("no fleet part:\n%s", out)
+	}
+
+	type groupDoc struct {
+		Next, Open, NextUsable *calendar.Interval
+	}
+	served := func(t *testing.T, g string) groupDoc {
+		t.Helper()
+		var d groupDoc
+		if err := json.Unmarshal([]byte(httpGet(t, s.URL+"/v1/groups/"+g, nil)), &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	same := func(a, b *calendar.Interval) bool {
+		return a == nil && b == nil || a != nil && b != nil && a.Start.Equal(b.Start) && a.End.Equal(b.End)
+	}
+
+	t.Run("each group's next windows after the merge start with the window the server names next", func(t *testing.T) {
+		checked := 0
+		for _, g := range r.Groups {
+			if g.Head == nil {
+				continue
+			}
+			d := served(t, g.Name)
+			want := cmp.Or(d.Open, d.Next)
+			var got *calendar.Interval
+			if len(g.NextAfter) > 0 {
+				got = &g.NextAfter[0]
+			}
+			if !same(got, want) {
+				t.Errorf("%s: diff %v, server %v", g.Name, got, want)
+			}
+			checked++
+		}
+		rules := map[string]string{}
+		for _, g := range r.Groups {
+			if g.AfterRule != nil {
+				rules[g.Name] = g.AfterRule.Rule
+			}
+		}
+		if checked != 2 || rules["edge-hosts"] != "FirstWindowAfterFreeze" || rules["lab"] != "NothingOpen" {
+			t.Errorf("checked %d groups, rules %v; want edge-hosts after the freeze and lab never open", checked, rules)
+		}
+	})
+
+	t.Run("each group's first usable window and critical hold are what the server answers", func(t *testing.T) {
+		when := map[string]string{}
+		for _, c := range r.Fleet.Channels {
+			for _, st := range c.Stages {
+				for _, g := range st.Groups {
+					when[g.Name] = g.When
+					var hdr http.Header
+					answer := httpGet(t, s.URL+"/v1/webapi/automaticupgrades/channel/group/"+g.Name+"/critical", &hdr)
+					switch g.When {
+					case "critical":
+						if answer != "yes" {
+							t.Errorf("%s: diff says at once, the server answers critical %q", g.Name, answer)
+						}
+					case "held":
+						until := "until=" + g.HeldUntil.UTC().Format(time.RFC3339)
+						if answer != "no" || !strings.Contains(hdr.Get("Upkeep-Freeze"), until) {
+							t.Errorf("%s: diff says held (%s), the server answers %q, Upkeep-Freeze %q", g.Name, until, answer, hdr.Get("Upkeep-Freeze"))
+						}
+					default:
+						var got *calendar.Interval
+						if g.Window != nil {
+							got = &g.Window.Interval
+						}
+						if want := served(t, g.Name).NextUsable; !same(got, want) {
+							t.Errorf("%s: diff's first usable window %v, server's nextUsable %v", g.Name, got, want)
+						}
+					}
+				}
+			}
+		}
+		want := map[string]string{"eu-prod": "held", "eu-lab": "critical", "edge-hosts": "window", "lab": "none"}
+		if !maps.Equal(when, want) {
+			t.Errorf("when %v, want %v", when, want)
+		}
+	})
+}
+
+// httpGet returns the body of a GET on loopback, bounded, and its header.
+func httpGet(t *testing.T, url string, hdr *http.Header) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v: %s", url, resp.StatusCode, err, b)
+	}
+	if hdr != nil {
+		*hdr = resp.Header
+	}
+	return string(b)
 }
