@@ -274,6 +274,8 @@ func classifyKeyless(err error, cert *x509.Certificate, sum certificate.Summary,
 			return ErrTlogOrTimestamp, "the certificate had expired (or was not yet valid) at every verified timestamp"
 		}
 		return ErrWrongIdentity, "the certificate was not issued by a certificate authority of " + c.rootName
+	case strings.Contains(msg, "failed to verify signed certificate timestamp"):
+		return ErrTlogOrTimestamp, "the certificate carries no signed certificate timestamp (SCT) that verifies with a CT log of " + c.rootName
 	case strings.Contains(msg, "failed to verify signature"):
 		return ErrBadBundle, "the signature does not verify over the bundle's content with the bundle's own certificate: the bundle was altered"
 	}

@@ -346,6 +346,31 @@ func TestVerifyBundles(t *testing.T) {
 			wantIn:   []string{"test trusted_root.json requires a transparency log entry and a verified timestamp"},
 		},
 		{
+			scenario: "a keyless bundle whose certificate has no SCT is refused when the trusted root lists a CT log", referrers: true,
+			policy: keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				k := trusted()
+				k.NoSCT = true
+				ss.SignKeyless(t, d, k)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"no signed certificate timestamp (SCT) that verifies with a CT log of test trusted_root.json"},
+		},
+		{
+			scenario: "a keyless bundle whose certificate has no SCT is accepted when the trusted root lists no CT log", referrers: true,
+			policy: oci.Policy{TrustedRootJSON: ss.TrustedRootNoCTJSON, Keyless: []oci.Identity{{Issuer: ghIssuer, Subject: ghSubject}}},
+			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {
+				d := ocitest.PushImage(t, reg.Ref("agent:1.0.0"))
+				k := trusted()
+				k.NoSCT = true
+				ss.SignKeyless(t, d, k)
+				return reg.Ref("agent:1.0.0"), d
+			},
+			wantFmt: "bundle",
+		},
+		{
 			scenario: "a keyless bundle is refused by a policy of keys only", referrers: true,
 			policy: keysA,
 			setup: func(t *testing.T, reg *ocitest.Registry) (string, name.Digest) {

@@ -166,6 +166,8 @@ func classifyClassic(err error, sum certificate.Summary, c *compiled) (error, st
 		return ErrTlogOrTimestamp, "the certificate had expired (or was not yet valid) when the signature was logged"
 	case has("leaf certificate verification failed"):
 		return ErrWrongIdentity, "the certificate was not issued by a certificate authority of " + c.rootName + " (valid when the certificate was issued)"
+	case has("does not include required embedded SCT"):
+		return ErrTlogOrTimestamp, "the certificate has no embedded signed certificate timestamp (SCT), which " + c.rootName + " requires by listing CT logs"
 	case has("SCT"):
 		return ErrTlogOrTimestamp, "the certificate carries no signed certificate timestamp (SCT) that verifies with a CT log of " + c.rootName
 	case has("none of the expected identities matched"):

@@ -142,6 +142,38 @@ func TestVerifyClassicKeyless(t *testing.T) {
 			wantIn:   []string{"not issued by a certificate authority of test trusted_root.json"},
 		},
 		{
+			scenario: "a certificate without an embedded SCT is refused when the trusted root lists a CT log",
+			policy:   keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
+				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
+				ss.SignClassicKeyless(t, d, with(func(k *ocitest.ClassicKeyless) { k.NoSCT = true }))
+				return d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"no embedded signed certificate timestamp (SCT), which test trusted_root.json requires by listing CT logs"},
+		},
+		{
+			scenario: "a certificate without an SCT is accepted when the trusted root lists no CT log",
+			policy: oci.Policy{TrustedRootJSON: ss.TrustedRootNoCTJSON,
+				Keyless: []oci.Identity{{Issuer: ghIssuer, Subject: ghSubject}}},
+			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
+				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
+				ss.SignClassicKeyless(t, d, with(func(k *ocitest.ClassicKeyless) { k.NoSCT = true }))
+				return d
+			},
+		},
+		{
+			scenario: "an SCT from a CT log the trusted root does not list is refused",
+			policy:   keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
+				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
+				ss.SignClassicKeyless(t, d, with(func(k *ocitest.ClassicKeyless) { k.SCTBy = other }))
+				return d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"no signed certificate timestamp (SCT) that verifies with a CT log of test trusted_root.json"},
+		},
+		{
 			scenario: "a classic keyless signature is refused by a policy that trusts keys only",
 			policy:   oci.Policy{KeysPEM: [][]byte{mustKeys(t)}},
 			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {

@@ -41,6 +41,11 @@ type ClassicKeyless struct {
 	// certificate for another payload and signature: the entry does not
 	// bind this signature.
 	OtherBody bool
+	// NoSCT issues the certificate without an embedded SCT.
+	NoSCT bool
+	// SCTBy embeds an SCT by this stack's CT log instead (one the root
+	// does not list).
+	SCTBy *Sigstore
 }
 
 // SignClassicKeyless signs d the way cosign v2 `cosign sign` (keyless)
@@ -64,7 +69,7 @@ func (s *Sigstore) SignClassicKeyless(tb testing.TB, d name.Digest, k ClassicKey
 	if nb.IsZero() {
 		nb = time.Now().Add(-time.Minute)
 	}
-	leaf, err := ca.leafCert(k.Subject, k.Issuer, nb, &key.PublicKey)
+	leaf, err := ca.leafCert(k.Subject, k.Issuer, nb, &key.PublicKey, sctBy(ca, k.NoSCT, k.SCTBy))
 	if err != nil {
 		tb.Fatalf("ocitest: leaf certificate: %v", err)
 	}

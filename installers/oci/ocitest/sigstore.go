@@ -56,6 +56,9 @@ type Sigstore struct {
 	interKey        *ecdsa.PrivateKey
 	ctKey           *ecdsa.PrivateKey // the test CT log: every leaf embeds its SCT
 	TrustedRootJSON []byte
+	// TrustedRootNoCTJSON is the same root without its CT log (a private
+	// Sigstore without certificate transparency), so no SCT is required.
+	TrustedRootNoCTJSON []byte
 }
 
 // rekorOrigin is the checkpoint origin sigstore-go's test log signs; the
@@ -122,6 +125,14 @@ func GenerateSigstore() (*Sigstore, error) {
 	if s.TrustedRootJSON, err = tr.MarshalJSON(); err != nil {
 		return nil, fmt.Errorf("trusted root: %w", err)
 	}
+	noCT, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{fulcio},
+		nil, vs.TimestampingAuthorities(), logs)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
+	if s.TrustedRootNoCTJSON, err = noCT.MarshalJSON(); err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
 	return s, nil
 }
 
@@ -152,6 +163,8 @@ type Keyless struct {
 	SET bool
 	// LogTime is the entry's integrated time; zero: now.
 	LogTime time.Time
+	// NoSCT issues the certificate without an embedded SCT.
+	NoSCT bool
 }
 
 // KeylessBundle signs digest the way `cosign sign` (v3, keyless) does: a
@@ -169,7 +182,7 @@ func (s *Sigstore) KeylessBundle(tb testing.TB, digest name.Digest, k Keyless) [
 	if nb.IsZero() {
 		nb = time.Now().Add(-time.Minute)
 	}
-	leaf, err := s.leafCert(k.Subject, k.Issuer, nb, &key.PublicKey)
+	leaf, err := s.leafCert(k.Subject, k.Issuer, nb, &key.PublicKey, sctBy(s, k.NoSCT, nil))
 	if err != nil {
 		tb.Fatalf("ocitest: leaf certificate: %v", err)
 	}
@@ -238,7 +251,7 @@ func (s *Sigstore) SignKeyless(tb testing.TB, d name.Digest, k Keyless) {
 
 // leafCert issues a Fulcio-style code-signing certificate: the subject as a
 // URI or e-mail SAN and the issuer in Fulcio's OIDC issuer extensions.
-func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub crypto.PublicKey) (*x509.Certificate, error) {
+func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub crypto.PublicKey, ctLog *Sigstore) (*x509.Certificate, error) {
 	issuerV2, err := asn1.Marshal(issuer)
 	if err != nil {
 		return nil, err
@@ -266,6 +279,13 @@ func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub cry
 	// Fulcio logs a precertificate in a CT log and embeds the log's SCT in
 	// the certificate it issues; the SCT covers the certificate's TBS
 	// without the SCT list, which is what this first certificate is.
+	if ctLog == nil {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, s.inter, pub, s.interKey)
+		if err != nil {
+			return nil, err
+		}
+		return x509.ParseCertificate(der)
+	}
 	pre, err := x509.CreateCertificate(rand.Reader, tmpl, s.inter, pub, s.interKey)
 	if err != nil {
 		return nil, err
@@ -274,7 +294,7 @@ func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub cry
 	if err != nil {
 		return nil, err
 	}
-	sct, err := s.sctExtension(preCert.RawTBSCertificate, notBefore)
+	sct, err := s.sctExtension(ctLog, preCert.RawTBSCertificate, notBefore)
 	if err != nil {
 		return nil, fmt.Errorf("SCT: %w", err)
 	}
@@ -287,9 +307,9 @@ func (s *Sigstore) leafCert(subject, issuer string, notBefore time.Time, pub cry
 }
 
 // sctExtension is the embedded SCT list extension (RFC 6962 3.3) holding
-// one SCT by the test CT log over tbs, issued by s's intermediate, at at.
-func (s *Sigstore) sctExtension(tbs []byte, at time.Time) (pkix.Extension, error) {
-	logID, err := ctLogID(&s.ctKey.PublicKey)
+// one SCT by ctLog's CT log over tbs, issued by s's intermediate, at at.
+func (s *Sigstore) sctExtension(ctLog *Sigstore, tbs []byte, at time.Time) (pkix.Extension, error) {
+	logID, err := ctLogID(&ctLog.ctKey.PublicKey)
 	if err != nil {
 		return pkix.Extension{}, err
 	}
@@ -301,7 +321,7 @@ func (s *Sigstore) sctExtension(tbs []byte, at time.Time) (pkix.Extension, error
 	if err != nil {
 		return pkix.Extension{}, err
 	}
-	sig, err := cttls.CreateSignature(*s.ctKey, cttls.SHA256, input)
+	sig, err := cttls.CreateSignature(*ctLog.ctKey, cttls.SHA256, input)
 	if err != nil {
 		return pkix.Extension{}, err
 	}
@@ -319,6 +339,18 @@ func (s *Sigstore) sctExtension(tbs []byte, at time.Time) (pkix.Extension, error
 		return pkix.Extension{}, err
 	}
 	return pkix.Extension{Id: asn1.ObjectIdentifier(ctx509.OIDExtensionCTSCT), Value: val}, nil
+}
+
+// sctBy picks the CT log whose SCT a leaf embeds: by, else s; none if
+// noSCT.
+func sctBy(s *Sigstore, noSCT bool, by *Sigstore) *Sigstore {
+	switch {
+	case noSCT:
+		return nil
+	case by != nil:
+		return by
+	}
+	return s
 }
 
 // ctLogID is a CT log's ID: the SHA-256 of its PKIX public key.
