@@ -250,6 +250,8 @@ func BenchmarkVerifyBundle(b *testing.B) {
 	ocitest.AttachBundle(b, keyBundle, keyA)
 	classic := ocitest.PushImage(b, reg.Ref("agent:classic"))
 	ocitest.Sign(b, classic, keyA)
+	classicKeyless := ocitest.PushImage(b, reg.Ref("agent:classic-keyless"))
+	ss.SignClassicKeyless(b, classicKeyless, classicTrusted())
 	policies := map[string]oci.Policy{
 		"keyless": {TrustedRootJSON: ss.TrustedRootJSON, Keyless: []oci.Identity{{Issuer: ghIssuer, Subject: ghSubject}}},
 		"key":     {KeysPEM: [][]byte{keyA.PublicPEM}},
@@ -258,6 +260,7 @@ func BenchmarkVerifyBundle(b *testing.B) {
 		{"keyless bundle", "keyless", "keyless"},
 		{"key bundle", "key", "key"},
 		{"classic sig", "classic", "key"},
+		{"classic keyless sig", "classic-keyless", "keyless"},
 	} {
 		for _, cache := range []struct {
 			name string
