@@ -18,6 +18,7 @@ import (
 	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/rollout"
+	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/reconcile/server"
 	"upkeep.dev/upkeep/spec"
 )
@@ -363,16 +364,18 @@ func (h *Handler) group(q *request, name string) {
 	if !g.MaxConcurrent.IsZero() {
 		d.MaxConcurrent = g.MaxConcurrent.String()
 	}
-	// The windows from now, as the snapshot computes them (freezes cut
-	// out), for open, next and first usable.
-	ahead := calendar.Windows(g, q.now, reconcile.ScheduleHorizon)
+	// The windows from now, as the server publishes them (freezes cut
+	// out; the first window after a freeze over the horizon), for open,
+	// next and first usable.
+	pub := schedule.Publish(g, q.now, reconcile.ScheduleHorizon)
+	ahead := pub.Windows
 	if iv, ok := calendar.Open(ahead, q.now); ok {
 		d.Open = &iv
 	}
 	if iv, ok := calendar.Next(ahead, q.now); ok {
 		d.Next = &iv
 	}
-	if iv, ok := calendar.FirstFit(ahead, q.now, gv.UpdateDuration); ok {
+	if iv, ok := pub.NextUsable(q.now, gv.UpdateDuration); ok {
 		d.NextUsable = &iv
 	}
 	y, m, day := q.now.In(loc).Date()
