@@ -272,3 +272,30 @@ func TestPublishReasonAndNextUsable(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkPublish(b *testing.B) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ws := []spec.Window{{Days: []time.Weekday{time.Tuesday, time.Thursday}, Start: 2 * time.Hour, Duration: 4 * time.Hour}}
+	now := rfc("2026-12-20T12:00:00Z")
+	for _, bc := range []struct {
+		name    string
+		freezes []spec.Freeze
+	}{
+		{"WindowsInHorizon", nil},
+		{"FirstWindowAfterFreeze", []spec.Freeze{{Name: "year-end", Start: rfc("2026-12-19T00:00:00Z"), End: rfc("2027-01-05T00:00:00Z")}}},
+		{"NothingOpen", []spec.Freeze{{Name: "forever", Start: rfc("2026-01-01T00:00:00Z"), End: rfc("2030-01-01T00:00:00Z")}}},
+	} {
+		g := &spec.Group{Name: "g", Timezone: "Europe/Berlin", Location: berlin, Windows: ws, Freezes: bc.freezes}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if p := schedule.Publish(g, now, reconcile.ScheduleHorizon); p.Rule != bc.name {
+					b.Fatal(p.Rule)
+				}
+			}
+		})
+	}
+}
