@@ -37,8 +37,11 @@ func newDiffCmdAt(now func() time.Time) *cobra.Command {
 		Long: `diff compares two revisions of a fleet repository and says what merging
 head would change: channel versions (upgrade, downgrade, major jump,
 including channels that follow a control plane that moved), critical flags,
-group schedules with their next windows before and after, control-plane
-bounds and the channels they make invalid, and every error head has.
+group schedules with their next windows before and after (as the version
+server publishes them: inside a freeze longer than its 14-day horizon, the
+first window after the freeze, rule FirstWindowAfterFreeze; for a group that
+never opens, rule NothingOpen), control-plane bounds and the channels they
+make invalid, and every error head has.
 
 By default it compares the commit HEAD (base) with the work tree as it is
 (head); in a pull-request check, pass --base with the target branch or the
@@ -51,7 +54,10 @@ fleet ("merging this moves 1,240 agents in 3 groups, first window Tue 02:00
 Europe/Berlin") and adds, per changed channel, the agents of each affected
 group by current version (from the server's fleet store), the order of the
 rollout stages, and each group's first usable window after the merge, in
-the group's timezone. Without --server it reads nothing but the repository.`,
+the group's timezone. For a critical channel a group moves at once unless
+a freeze with allowCritical: false holds it (rule CriticalHeldByFreeze);
+then it moves when that freeze ends. Without --server it reads nothing but
+the repository.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDiff(cmd.Context(), cmd.OutOrStdout(), f, now())
