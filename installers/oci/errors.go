@@ -17,16 +17,18 @@ var (
 	// configured key (wrong key), or a classic signature was copied from
 	// another digest.
 	ErrNoMatchingSignature = errors.New("no signature matches the configured keys")
-	// ErrWrongIdentity: a keyless bundle verifies, but its certificate names
+	// ErrWrongIdentity: a keyless bundle or classic keyless signature
+	// verifies, but its certificate names
 	// a subject or OIDC issuer that the policy does not trust, or was not
 	// issued by the trusted root's certificate authority.
 	ErrWrongIdentity = errors.New("signer identity is not trusted")
-	// ErrTlogOrTimestamp: a bundle's transparency log entry or timestamp is
-	// missing or invalid, or none of its verified times falls within the
+	// ErrTlogOrTimestamp: a bundle's or classic keyless signature's
+	// transparency log entry (inclusion proof, signed entry timestamp, entry
+	// body), timestamp or certificate SCT is missing or invalid, or none of its verified times falls within the
 	// signing certificate's validity (an expired certificate).
 	ErrTlogOrTimestamp = errors.New("transparency log entry or timestamp invalid")
-	// ErrOtherDigest: a Sigstore bundle attached to this digest signs
-	// another digest (copied from another image, or signed for the wrong
+	// ErrOtherDigest: a Sigstore bundle or classic keyless signature
+	// attached to this digest signs another digest (copied from another image, or signed for the wrong
 	// manifest).
 	ErrOtherDigest = errors.New("signature is for another digest")
 	// ErrBadBundle: a bundle cannot be read, or its signature does not

@@ -30,8 +30,9 @@ type Policy struct {
 	// Threshold is how many distinct keys must each have signed the digest
 	// (classic signature or bundle); 0 means 1.
 	Threshold int
-	// Keyless identities: a bundle whose Fulcio certificate matches one of
-	// them, chained to TrustedRoot, logged and timestamped, suffices.
+	// Keyless identities: a bundle or classic ".sig" signature whose
+	// Fulcio certificate matches one of them, chained to TrustedRoot,
+	// logged and timestamped, suffices.
 	Keyless []Identity
 	// TrustedRootJSON is a Sigstore trusted_root.json (as sigstore-go and
 	// `cosign trusted-root create` write it): the CA, transparency logs and

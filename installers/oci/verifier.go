@@ -11,7 +11,10 @@
 //     statement (predicate https://sigstore.dev/cosign/sign/v1) whose
 //     subject is this digest, or a message signature over it.
 //   - classic cosign signatures: the "sha256-<hex>.sig" tag holding
-//     simple-signing payloads naming this digest (cosign v2's default).
+//     simple-signing payloads naming this digest (cosign v2's default),
+//     signed with a key, or keyless: the layer carries the Fulcio
+//     certificate and the Rekor bundle (signed entry timestamp), verified
+//     offline with cosign's verifier against the policy's trusted root.
 //
 // A policy (Policy) trusts public keys (optionally N of M distinct keys),
 // keyless identities (Fulcio certificate subject and OIDC issuer, exact or
@@ -20,7 +23,11 @@
 // transparency log entry's inclusion proof must verify, and a verified
 // timestamp (a timestamp authority's signed timestamp, or a logged time
 // with a signed entry timestamp) must fall within the certificate's
-// validity. Key-signed bundles need a log entry and timestamp only when
+// validity; for a classic keyless signature the signed entry timestamp
+// must verify, its entry body bind this signature, and the logged time
+// fall within the certificate's validity. When the trusted root lists CT
+// logs, the certificate must embed a verified SCT. Key-signed bundles need
+// a log entry and timestamp only when
 // the policy has a trusted root. Refusals are *Error, naming image,
 // digest, what was found and what to do.
 //
