@@ -12,6 +12,7 @@ import (
 
 	"upkeep.dev/upkeep/reconcile"
 	"upkeep.dev/upkeep/reconcile/calendar"
+	"upkeep.dev/upkeep/reconcile/report"
 	"upkeep.dev/upkeep/reconcile/schedule"
 	"upkeep.dev/upkeep/spec"
 )
@@ -505,19 +506,7 @@ func versionCounts(vs Versions) string {
 		return "no agents"
 	}
 	keys := slices.Collect(maps.Keys(vs))
-	slices.SortFunc(keys, func(a, b string) int {
-		av, err1 := semver.NewVersion(a)
-		bv, err2 := semver.NewVersion(b)
-		switch {
-		case err1 == nil && err2 == nil:
-			return av.Compare(bv)
-		case err1 == nil:
-			return -1
-		case err2 == nil:
-			return 1
-		}
-		return cmp.Compare(a, b)
-	})
+	slices.SortFunc(keys, report.CompareVersions)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + " ×" + thousands(vs[k])
