@@ -22,6 +22,7 @@ func classicTrusted() ocitest.ClassicKeyless {
 // stack's trusted root, offline.
 func TestVerifyClassicKeyless(t *testing.T) {
 	ss := testSigstore(t)
+	keyA, keyB := testKeys(t)
 	other, err := ocitest.GenerateSigstore() // a CA and a log the root does not list
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,17 @@ func TestVerifyClassicKeyless(t *testing.T) {
 			},
 		},
 		{
+			scenario: "a .sig tag holding a key signature by an untrusted key and a trusted keyless signature is accepted by a keys-or-keyless policy",
+			policy: oci.Policy{KeysPEM: [][]byte{keyB.PublicPEM}, TrustedRootJSON: ss.TrustedRootJSON,
+				Keyless: []oci.Identity{{Issuer: ghIssuer, Subject: ghSubject}}},
+			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
+				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
+				ocitest.Sign(t, d, keyA)
+				ss.SignClassicKeyless(t, d, classicTrusted())
+				return d
+			},
+		},
+		{
 			scenario: "a classic keyless signature by another identity is refused as a wrong subject",
 			policy:   keyless,
 			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
@@ -94,6 +106,17 @@ func TestVerifyClassicKeyless(t *testing.T) {
 			},
 			wantKind: oci.ErrTlogOrTimestamp,
 			wantIn:   []string{"signed entry timestamp does not verify with the log key of test trusted_root.json"},
+		},
+		{
+			scenario: "an entry in a transparency log the trusted root does not list is refused",
+			policy:   keyless,
+			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
+				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
+				ss.SignClassicKeyless(t, d, with(func(k *ocitest.ClassicKeyless) { k.Log = other }))
+				return d
+			},
+			wantKind: oci.ErrTlogOrTimestamp,
+			wantIn:   []string{"names a log that test trusted_root.json does not list"},
 		},
 		{
 			scenario: "a valid SET over a log entry for another payload and signature (swapped body) is refused",
@@ -175,7 +198,7 @@ func TestVerifyClassicKeyless(t *testing.T) {
 		},
 		{
 			scenario: "a classic keyless signature is refused by a policy that trusts keys only",
-			policy:   oci.Policy{KeysPEM: [][]byte{mustKeys(t)}},
+			policy:   oci.Policy{KeysPEM: [][]byte{keyA.PublicPEM}},
 			setup: func(t *testing.T, reg *ocitest.Registry) name.Digest {
 				d := ocitest.PushImage(t, reg.Ref("agent:2.0.0"))
 				ss.SignClassicKeyless(t, d, classicTrusted())
@@ -220,9 +243,4 @@ func TestVerifyClassicKeyless(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustKeys(t *testing.T) []byte {
-	a, _ := testKeys(t)
-	return a.PublicPEM
 }

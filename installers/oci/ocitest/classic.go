@@ -37,6 +37,9 @@ type ClassicKeyless struct {
 	// SETBy signs the signed entry timestamp with its log key instead of
 	// s's, still claiming s's log ID (a forged SET).
 	SETBy *Sigstore
+	// Log logs the entry in this stack's log instead (its key and log ID:
+	// a log the root does not list).
+	Log *Sigstore
 	// OtherBody attaches a valid SET over a log entry by the same
 	// certificate for another payload and signature: the entry does not
 	// bind this signature.
@@ -105,12 +108,16 @@ func (s *Sigstore) SignClassicKeyless(tb testing.TB, d name.Digest, k ClassicKey
 	if logTime.IsZero() {
 		logTime = time.Now()
 	}
-	logID, err := s.vs.RekorLogID()
+	log := s
+	if k.Log != nil {
+		log = k.Log
+	}
+	logID, err := log.vs.RekorLogID()
 	if err != nil {
 		tb.Fatalf("ocitest: log ID: %v", err)
 	}
 	rp := tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(body), IntegratedTime: logTime.Unix(), LogIndex: 1, LogID: logID}
-	setBy := s
+	setBy := log
 	if k.SETBy != nil {
 		setBy = k.SETBy
 	}
