@@ -124,6 +124,17 @@ type RolloutHold struct {
 	Reason  string // CamelCase, e.g. NotCanary or StageNotReached; may be empty
 }
 
+// FreezeHold is the version server's account of a critical update it holds
+// back: the agent's group is in a freeze that does not allow critical
+// updates, so the server answered critical "no" (header Upkeep-Freeze:
+// rule=CriticalHeldByFreeze; freeze=<name>; until=<RFC 3339>). The channel
+// is critical all the same: the update is due when the freeze ends.
+type FreezeHold struct {
+	Rule   string    // the server's rule, CriticalHeldByFreeze
+	Freeze string    // the freeze's name
+	Until  time.Time // the freeze's end
+}
+
 // LeaseState is the answer to an updater's request for a concurrency lease.
 type LeaseState int
 
@@ -282,6 +293,14 @@ type DecisionInput struct {
 	// Freeze is the freeze in effect at Now (calendar.Frozen), nil when none.
 	// A freeze that does not contain Now is ignored.
 	Freeze *spec.Freeze
+	// CriticalHold is set when the version server answered critical "no"
+	// because the agent's group is in a freeze without critical updates
+	// (FreezeHold). The update then counts as critical, held by that freeze
+	// (a spec.Freeze without critical updates ending at Until, in place of
+	// Freeze): updaters do not read freezes, only the server's answer.
+	// Rule Frozen waits with reason CriticalHeldByFreeze until Until; after
+	// it (by this clock) the update goes as Critical.
+	CriticalHold *FreezeHold
 	// Skipped lists versions skipped after a failed rollout.
 	Skipped []string
 	// Bounds are the control plane's limits; nil when unknown (not checked).
@@ -372,6 +391,11 @@ func Decide(in DecisionInput) Decision {
 	}
 	if in.Current != "" {
 		f.current = parseVersion(in.Current)
+	}
+	if h := in.CriticalHold; h != nil {
+		// The server's "no" stands for a critical update held back.
+		in.Critical = CriticalYes
+		in.Freeze = &spec.Freeze{Name: h.Freeze, End: h.Until}
 	}
 	if fz := in.Freeze; fz != nil && !in.Now.Before(fz.Start) && (fz.End.IsZero() || in.Now.Before(fz.End)) {
 		f.freeze = fz

@@ -286,6 +286,55 @@ func TestDecide(t *testing.T) {
 			edit:     func(in *DecisionInput) { in.Critical, in.Schedule = CriticalYes, Schedule{} },
 			action:   ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
 		},
+		// The version server's CriticalHeldByFreeze answer (Upkeep-Freeze)
+		{
+			scenario: "a critical update the server holds by a freeze waits until the freeze ends, naming the freeze",
+			edit: func(in *DecisionInput) {
+				in.Critical = CriticalNo // the server's "no"
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: h(72)}
+			},
+			action: ActionWait, rule: RuleFrozen, reason: "CriticalHeldByFreeze", recheck: h(72),
+			message: `critical update from 17.1.0 to 17.1.1 held by freeze "year-end", which does not allow critical updates, until 2026-06-05T14:00:00Z`,
+		},
+		{
+			scenario: "a server-held critical update waits even with a schedule missing for many checks",
+			edit: func(in *DecisionInput) {
+				in.Schedule, in.UnusableChecks = Schedule{}, 5
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: h(72)}
+			},
+			action: ActionWait, rule: RuleFrozen, reason: "CriticalHeldByFreeze", recheck: h(72),
+		},
+		{
+			scenario: "a server-held critical update overrides a freeze the caller passed that allows critical updates",
+			edit: func(in *DecisionInput) {
+				in.Freeze, in.Schedule = freezeLenient, inside
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: h(48)}
+			},
+			action: ActionWait, rule: RuleFrozen, reason: "CriticalHeldByFreeze", recheck: h(48),
+		},
+		{
+			scenario: "an unhealthy agent is updated even when the server holds its critical update by a freeze",
+			edit: func(in *DecisionInput) {
+				in.Health = Unhealthy
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: h(72)}
+			},
+			action: ActionUpdate, rule: RuleUnhealthy, reason: "AgentUnhealthy",
+		},
+		{
+			scenario: "a server hold whose end this clock has passed is a critical update at once",
+			edit: func(in *DecisionInput) {
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: now}
+			},
+			action: ActionUpdate, rule: RuleCritical, reason: "CriticalUpdate",
+		},
+		{
+			scenario: "a server hold on an agent already on the target changes nothing",
+			edit: func(in *DecisionInput) {
+				in.Current = "17.1.1"
+				in.CriticalHold = &FreezeHold{Rule: "CriticalHeldByFreeze", Freeze: "year-end", Until: h(72)}
+			},
+			action: ActionNothing, rule: RuleUpToDate, reason: "AlreadyOnTarget",
+		},
 		{
 			scenario: "an unknown critical flag counts as not critical",
 			edit:     func(in *DecisionInput) { in.Critical = CriticalUnknown },
