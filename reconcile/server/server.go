@@ -97,6 +97,9 @@ var (
 	hNoSniff   = []string{"nosniff"}
 	hAllowGet  = []string{"GET, HEAD"}
 	hAllowPost = []string{"POST"}
+	// The plain critical answer of a critical channel depends on the
+	// group the request names (answers.go).
+	hVaryGroup = []string{HeaderGroup}
 )
 
 type handler struct {
@@ -339,6 +342,18 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 		return rt, writeBody(w, r, hText, e.versionETag, e.view.VersionBody)
 	}
 	if rt == routeCritical {
+		if e.view.Critical {
+			// An upkeep updater names its group (Upkeep-Group or ?group=):
+			// its group's freeze holds the critical update as on the
+			// group-scoped route. Without a group, the channel's answer.
+			hdr := w.Header()
+			hdr["Vary"] = hVaryGroup
+			if _, group := identity(r); group != "" {
+				if held, code := h.criticalHeld(w, r, t, group); held {
+					return rt, code
+				}
+			}
+		}
 		return rt, writeBody(w, r, hText, e.criticalETag, e.view.CriticalBody)
 	}
 	if e.rollout {
@@ -365,12 +380,14 @@ func (h *handler) teleport(w http.ResponseWriter, r *http.Request, rest string, 
 // HeaderFreeze names the freeze that turned a critical answer into "no".
 const HeaderFreeze = "Upkeep-Freeze"
 
-// criticalHeld answers "no" to a group-scoped critical request while the
-// group is in a freeze that does not allow critical updates (rule
-// CriticalHeldByFreeze, as in the decision chain): Teleport's updaters
-// update at once on "yes" whatever their schedule, so the schedule alone
-// cannot hold a critical update back. The plain channel route keeps the
-// channel's answer: it serves every group of the channel.
+// criticalHeld answers "no" to a critical request of a group (the
+// group-scoped channel, or the plain channel route asked with the group's
+// identity) while the group is in a freeze that does not allow critical
+// updates (rule CriticalHeldByFreeze, the decision chain's reason):
+// Teleport's updaters update at once on "yes" whatever their schedule, so
+// the schedule alone cannot hold a critical update back. The plain channel
+// route asked without a group keeps the channel's answer: it serves every
+// group of the channel. An unknown group holds nothing.
 func (h *handler) criticalHeld(w http.ResponseWriter, r *http.Request, t *tables, group string) (bool, int) {
 	if t.snap.State == nil {
 		return false, 0
