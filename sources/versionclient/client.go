@@ -23,8 +23,12 @@
 // upkeep server running a progressive rollout answers this agent with the
 // version its stage and canary status allow. A held-back answer carries
 // Upkeep-Rollout: version=17.4.0; state=Canary; stage=1; reason=NotCanary,
-// read strictly into Target.Held. Teleport's proxies send no such header
-// and ignore the identity, so nothing changes against them.
+// read strictly into Target.Held. A critical "no" for a group in a freeze
+// that does not allow critical updates carries Upkeep-Freeze:
+// rule=CriticalHeldByFreeze; freeze=year-end; until=2027-01-05T00:00:00Z,
+// read strictly into Critical.Held (CriticalAnswer). Teleport's proxies
+// send no such header and ignore the identity, so nothing changes against
+// them.
 //
 // Group schedules are always asked at <root>/v1/groups/<group>/schedule,
 // and a group's channel at <root>/v1/groups/<group>, where root is the base
@@ -115,6 +119,7 @@ const (
 	HeaderAgentID = "Upkeep-Agent-Id"
 	HeaderGroup   = "Upkeep-Group"
 	HeaderRollout = "Upkeep-Rollout"
+	HeaderFreeze  = "Upkeep-Freeze"
 )
 
 // Check returns why the identity cannot be sent, or nil: the agent id is
@@ -291,28 +296,127 @@ func (c *Client) TargetAs(ctx context.Context, channel string, id Identity) (Tar
 
 // Critical asks whether channel's update is critical, as the client's own
 // identity. The body, trimmed, must be yes, true, no or false in any case.
+// It is the server's answer: false while a freeze holds the update back
+// (see CriticalAnswer).
 func (c *Client) Critical(ctx context.Context, channel string) (bool, error) {
-	return c.CriticalAs(ctx, channel, c.identity)
+	a, err := c.CriticalAnswerAs(ctx, channel, c.identity)
+	return a.Critical, err
 }
 
 // CriticalAs is Critical asked as id.
 func (c *Client) CriticalAs(ctx context.Context, channel string, id Identity) (bool, error) {
+	a, err := c.CriticalAnswerAs(ctx, channel, id)
+	return a.Critical, err
+}
+
+// Critical is a channel's critical answer.
+type Critical struct {
+	// Critical is the body: yes or no.
+	Critical bool
+	// Held is set when the server answered no because the asking group is
+	// in a freeze that does not allow critical updates (header
+	// Upkeep-Freeze, ParseFreeze): the channel's update is critical, and
+	// due when the freeze ends. nil from Teleport's proxies and outside
+	// such freezes.
+	Held *reconcile.FreezeHold
+}
+
+// CriticalAnswer is Critical with the server's freeze hold, as the
+// client's own identity (the group is what the server holds by).
+func (c *Client) CriticalAnswer(ctx context.Context, channel string) (Critical, error) {
+	return c.CriticalAnswerAs(ctx, channel, c.identity)
+}
+
+// CriticalAnswerAs is CriticalAnswer asked as id. An Upkeep-Freeze header
+// must parse (ParseFreeze) and comes only with a "no".
+func (c *Client) CriticalAnswerAs(ctx context.Context, channel string, id Identity) (Critical, error) {
 	if err := id.Check(); err != nil {
-		return false, err
+		return Critical{}, err
 	}
 	u, err := c.channelURL(channel, "critical")
 	if err != nil {
-		return false, err
+		return Critical{}, err
 	}
-	body, _, err := c.getAs(ctx, u, "text/plain", MaxVersionBody, id)
+	body, hdr, err := c.getAs(ctx, u, "text/plain", MaxVersionBody, id)
 	if err != nil {
-		return false, err
+		return Critical{}, err
 	}
 	crit, err := ParseCritical(body)
 	if err != nil {
-		return false, fmt.Errorf("GET %s: %w", safeURL(u), err)
+		return Critical{}, fmt.Errorf("GET %s: %w", safeURL(u), err)
 	}
-	return crit, nil
+	held, err := ParseFreeze(hdr.Values(HeaderFreeze))
+	if err != nil {
+		return Critical{}, fmt.Errorf("GET %s: header %s: %w", safeURL(u), HeaderFreeze, err)
+	}
+	if held != nil && crit {
+		return Critical{}, fmt.Errorf("GET %s: header %s names a freeze holding the update back, but the body says yes: one of them is wrong", safeURL(u), HeaderFreeze)
+	}
+	return Critical{Critical: crit, Held: held}, nil
+}
+
+// MaxFreezeHeader bounds the Upkeep-Freeze header: a 253-byte freeze name
+// and a timestamp fit well within it.
+const MaxFreezeHeader = 512
+
+// ParseFreeze reads the Upkeep-Freeze header's values strictly: none is no
+// hold; one value is "rule=<Rule>; freeze=<name>; until=<RFC 3339>" (Rule
+// a CamelCase word, name a fleet repository name), each key once. Other
+// keys of lower-case letters are ignored, so a newer server may add some.
+// Anything else is an error: a garbled hold must not be read as no hold,
+// nor a critical "no" as a plain one.
+func ParseFreeze(values []string) (*reconcile.FreezeHold, error) {
+	switch len(values) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("sent %d times, want once", len(values))
+	}
+	v := values[0]
+	if len(v) > MaxFreezeHeader {
+		return nil, fmt.Errorf("%d bytes, at most %d allowed", len(v), MaxFreezeHeader)
+	}
+	h := &reconcile.FreezeHold{}
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(v, ";") {
+		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || key == "" || val == "" || strings.ContainsAny(val, " \t\"") {
+			return nil, fmt.Errorf("%s: want key=value pairs separated by ';', such as rule=CriticalHeldByFreeze; freeze=year-end; until=2027-01-05T00:00:00Z", bodyPrefix([]byte(v)))
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("key %+q given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "rule":
+			if !camelWord(val) {
+				return nil, fmt.Errorf("rule %+q is not a CamelCase word such as CriticalHeldByFreeze", val)
+			}
+			h.Rule = val
+		case "freeze":
+			if !spec.ValidName(val, false) {
+				return nil, fmt.Errorf("freeze %+q: %s", val, spec.NameProblem(val, false))
+			}
+			h.Freeze = val
+		case "until":
+			t, err := time.Parse(time.RFC3339, val)
+			if err != nil {
+				return nil, fmt.Errorf("until %+q is not an RFC 3339 time such as 2027-01-05T00:00:00Z", val)
+			}
+			h.Until = t.UTC()
+		default:
+			if strings.ContainsFunc(key, func(r rune) bool { return r < 'a' || r > 'z' }) {
+				return nil, fmt.Errorf("key %+q is not a lower-case word", key)
+			}
+		}
+	}
+	for _, k := range []string{"rule", "freeze", "until"} {
+		if !seen[k] {
+			return nil, fmt.Errorf("%s: %s is required", bodyPrefix([]byte(v)), k)
+		}
+	}
+	return h, nil
 }
 
 // Schedule asks for group's maintenance windows, as the server computed
