@@ -23,7 +23,9 @@ import (
 // versionclient.Client is the real one.
 type VersionServer interface {
 	Target(ctx context.Context, channel string) (versionclient.Target, error)
-	Critical(ctx context.Context, channel string) (bool, error)
+	// CriticalAnswer is the channel's critical flag asked as this agent
+	// (its group), with the server's freeze hold (Upkeep-Freeze), if any.
+	CriticalAnswer(ctx context.Context, channel string) (versionclient.Critical, error)
 	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
 }
 
@@ -153,10 +155,15 @@ type Pass struct {
 	Current   string // installed release version, "" when not installed or unknown
 	Target    string // the channel's version, "none", or "" when it could not be read
 	TargetErr error
-	Critical  reconcile.Critical
-	Health    health.Result
-	Schedule  schedule.Schedule
-	Decision  reconcile.Decision
+	// Critical is the update's critical flag: Yes when the server holds a
+	// critical update back by a freeze (CriticalHold), though it answered no.
+	Critical reconcile.Critical
+	// CriticalHold is the version server's freeze that holds the critical
+	// update back (header Upkeep-Freeze); nil when none.
+	CriticalHold *reconcile.FreezeHold
+	Health       health.Result
+	Schedule     schedule.Schedule
+	Decision     reconcile.Decision
 	// Lease is the answer to the concurrency lease asked because the chain
 	// said Update (LeaseNotAsked otherwise, and in a dry run).
 	Lease     reconcile.Lease
@@ -259,15 +266,20 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 	in.Target.Held = target.Held
 	p.Critical = reconcile.CriticalUnknown
 	if err == nil {
-		if crit, cerr := u.server.Critical(ctx, u.cfg.Channel); cerr != nil {
+		switch crit, cerr := u.server.CriticalAnswer(ctx, u.cfg.Channel); {
+		case cerr != nil:
 			u.log.Warn("critical flag unknown", "channel", u.cfg.Channel, "error", cerr)
-		} else if crit {
+		case crit.Held != nil:
+			// The server's "no" holds a critical update by the group's
+			// freeze: the chain's Frozen rule waits for its end by name.
+			p.Critical, p.CriticalHold = reconcile.CriticalYes, crit.Held
+		case crit.Critical:
 			p.Critical = reconcile.CriticalYes
-		} else {
+		default:
 			p.Critical = reconcile.CriticalNo
 		}
 	}
-	in.Critical = p.Critical
+	in.Critical, in.CriticalHold = p.Critical, p.CriticalHold
 
 	p.Schedule = u.schedule.Load(ctx, p.At, !dryRun) // a dry run writes nothing
 	in.Schedule = decisionSchedule(p.Schedule)
@@ -304,8 +316,12 @@ func (u *Updater) pass(ctx context.Context, p *Pass, dryRun bool) error {
 		p.Decision = reconcile.Decide(in)
 		holding = p.Lease.State == reconcile.LeaseGranted
 	}
-	u.log.Info("decision", "decision", p.Decision, "current", p.Current, "target", p.Target,
-		"critical", p.Critical, "health", p.Health.Status, "schedule", p.Schedule.String())
+	attrs := []any{"decision", p.Decision, "current", p.Current, "target", p.Target,
+		"critical", p.Critical, "health", p.Health.Status, "schedule", p.Schedule.String()}
+	if h := p.CriticalHold; h != nil {
+		attrs = append(attrs, "heldBy", slog.GroupValue(slog.String("rule", h.Rule), slog.String("freeze", h.Freeze), slog.Time("until", h.Until)))
+	}
+	u.log.Info("decision", attrs...)
 	if holding {
 		// Given back on every way out of the pass, once the update is
 		// finished or rolled back; an interrupted apply keeps it (the agent
