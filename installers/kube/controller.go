@@ -234,7 +234,7 @@ func (r *Reconciler) decide(ctx context.Context, w *workload, cfg Config, chErr 
 	} else {
 		ch = r.server.Channel(ctx, cfg.Channel, r.identity(p, cfg))
 	}
-	in.Target, in.Critical = ch.Target, ch.Critical
+	in.Target, in.Critical, in.CriticalHold = ch.Target, ch.Critical, ch.CriticalHold
 	if ch.Target.Err != nil {
 		log.Warn("target unknown", "channel", cfg.Channel, "error", ch.Target.Err)
 	}

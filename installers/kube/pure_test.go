@@ -363,9 +363,9 @@ func (s *countingServer) TargetAs(_ context.Context, _ string, id versionclient.
 	}
 	return versionclient.Target{Version: s.version.Load().(string)}, nil
 }
-func (s *countingServer) Critical(context.Context, string) (bool, error) {
+func (s *countingServer) CriticalAnswerAs(context.Context, string, versionclient.Identity) (versionclient.Critical, error) {
 	s.requests.Add(1)
-	return false, nil
+	return versionclient.Critical{}, nil
 }
 func (s *countingServer) Schedule(context.Context, string) ([]calendar.Interval, error) {
 	s.requests.Add(1)

@@ -19,7 +19,9 @@ type VersionServer interface {
 	// headers), since a rollout answers each agent by its stage and canary
 	// status.
 	TargetAs(ctx context.Context, channel string, id versionclient.Identity) (versionclient.Target, error)
-	Critical(ctx context.Context, channel string) (bool, error)
+	// CriticalAnswerAs asks the channel's critical flag as a group (only
+	// the group is sent): a freeze of the group may hold it (Critical.Held).
+	CriticalAnswerAs(ctx context.Context, channel string, id versionclient.Identity) (versionclient.Critical, error)
 	Schedule(ctx context.Context, group string) ([]calendar.Interval, error)
 	// GroupChannel is the channel the group follows (upkeep's API only).
 	GroupChannel(ctx context.Context, group string) (string, error)
@@ -30,12 +32,22 @@ type ChannelInfo struct {
 	Target   reconcile.Target
 	Text     string // the target as reported: a version, "none", or "" when unknown
 	Critical reconcile.Critical
-	At       time.Time
+	// CriticalHold is the server's freeze holding the critical update back
+	// for the workload's group (Upkeep-Freeze); Critical is then Yes.
+	CriticalHold *reconcile.FreezeHold
+	At           time.Time
 }
 
 func (a ChannelInfo) same(b ChannelInfo) bool {
 	return a.Text == b.Text && a.Critical == b.Critical && (a.Target.Err == nil) == (b.Target.Err == nil) &&
-		sameHold(a.Target.Held, b.Target.Held)
+		sameHold(a.Target.Held, b.Target.Held) && sameFreeze(a.CriticalHold, b.CriticalHold)
+}
+
+func sameFreeze(a, b *reconcile.FreezeHold) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Rule == b.Rule && a.Freeze == b.Freeze && a.Until.Equal(b.Until)
 }
 
 func sameHold(a, b *reconcile.RolloutHold) bool {
@@ -47,15 +59,19 @@ func sameHold(a, b *reconcile.RolloutHold) bool {
 
 // targetKey is one workload's question: a rollout answers each agent on its
 // own, so targets are cached per channel and identity. The critical flag is
-// the channel's, cached per channel.
+// cached per channel and group, since a group's freeze may hold it.
 type targetKey struct {
 	channel string
 	id      versionclient.Identity
 }
 
-// criticalInfo is a channel's critical flag as last fetched.
+// criticalKey is a critical question: a channel, asked as a group.
+type criticalKey struct{ channel, group string }
+
+// criticalInfo is a channel's critical flag for a group as last fetched.
 type criticalInfo struct {
 	Critical reconcile.Critical
+	Held     *reconcile.FreezeHold
 }
 
 // GroupInfo is a group's schedule as last fetched.
@@ -92,7 +108,7 @@ type serverCache struct {
 
 	mu        sync.Mutex
 	channels  map[targetKey]*cacheEntry[ChannelInfo]
-	criticals map[string]*cacheEntry[criticalInfo]
+	criticals map[criticalKey]*cacheEntry[criticalInfo]
 	groups    map[string]*cacheEntry[GroupInfo]
 	// groupChannels are asked only for workloads without a channel annotation.
 	groupChannels map[string]*cacheEntry[GroupChannelInfo]
@@ -107,7 +123,7 @@ type cacheEntry[T any] struct {
 
 func newServerCache(srv VersionServer, ttl time.Duration, now func() time.Time) *serverCache {
 	return &serverCache{srv: srv, ttl: ttl, now: now,
-		channels: map[targetKey]*cacheEntry[ChannelInfo]{}, criticals: map[string]*cacheEntry[criticalInfo]{},
+		channels: map[targetKey]*cacheEntry[ChannelInfo]{}, criticals: map[criticalKey]*cacheEntry[criticalInfo]{},
 		groups:        map[string]*cacheEntry[GroupInfo]{},
 		groupChannels: map[string]*cacheEntry[GroupChannelInfo]{}}
 }
@@ -169,31 +185,34 @@ func (c *serverCache) fetchChannel(ctx context.Context, key targetKey) ChannelIn
 		info.Target, info.Text = reconcile.Target{Version: t.Version}, t.Version
 	}
 	info.Target.Held = t.Held
-	info.Critical = c.critical(ctx, key.channel)
+	crit := c.critical(ctx, criticalKey{key.channel, key.id.Group})
+	info.Critical, info.CriticalHold = crit.Critical, crit.Held
 	return info
 }
 
-// critical is the channel's critical flag, asked once per ttl for all the
-// workloads that follow the channel (a refresh asks it again first).
-func (c *serverCache) critical(ctx context.Context, channel string) reconcile.Critical {
+// critical is the channel's critical flag for a group, asked once per ttl
+// for all the workloads of the group that follow the channel (a refresh
+// asks it again first). A hold by the group's freeze is a critical update
+// held back: Yes, with Held.
+func (c *serverCache) critical(ctx context.Context, key criticalKey) criticalInfo {
 	now := c.now()
-	e := entry(c, c.criticals, channel, now)
+	e := entry(c, c.criticals, key, now)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.at.IsZero() && now.Sub(e.at) < c.ttl {
-		return e.val.Critical
+		return e.val
 	}
 	v := criticalInfo{Critical: reconcile.CriticalUnknown}
-	if crit, err := c.srv.Critical(ctx, channel); err == nil {
-		v.Critical = reconcile.CriticalNo
-		if crit {
+	if crit, err := c.srv.CriticalAnswerAs(ctx, key.channel, versionclient.Identity{Group: key.group}); err == nil {
+		v.Critical, v.Held = reconcile.CriticalNo, crit.Held
+		if crit.Critical || crit.Held != nil {
 			v.Critical = reconcile.CriticalYes
 		}
 	}
 	if ctx.Err() == nil {
 		e.val, e.at = v, now
 	}
-	return v.Critical
+	return v
 }
 
 // Group returns the group's windows, fetching them when the cached answer
@@ -232,8 +251,8 @@ func (c *serverCache) GroupChannel(ctx context.Context, group string) GroupChann
 func (c *serverCache) Refresh(ctx context.Context, forget time.Duration) (channels, groups []string) {
 	now := c.now()
 	keys, grNames, gcNames := c.live(now, forget)
-	// Each channel's critical flag is asked again by the first of its
-	// targets refreshed below, and reused by the others.
+	// Each channel's critical flag (per group) is asked again by the first
+	// of its targets refreshed below, and reused by the others.
 	c.mu.Lock()
 	crits := make([]*cacheEntry[criticalInfo], 0, len(c.criticals))
 	for _, e := range c.criticals {
@@ -285,9 +304,9 @@ func (c *serverCache) live(now time.Time, forget time.Duration) (keys []targetKe
 		}
 		keys = append(keys, key)
 	}
-	for name, e := range c.criticals {
+	for key, e := range c.criticals {
 		if now.Sub(e.lastUsed) > forget {
-			delete(c.criticals, name)
+			delete(c.criticals, key)
 		}
 	}
 	for name, e := range c.groups {
