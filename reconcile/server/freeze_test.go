@@ -127,3 +127,37 @@ func TestCriticalHeldByFreezeOnThePlainChannelForANamedGroup(t *testing.T) {
 		})
 	}
 }
+
+// The plain critical route stays allocation-free when it reads a group:
+// without one (Teleport's updaters), and with one outside a freeze.
+func TestCriticalRouteDoesNotAllocate(t *testing.T) {
+	h := server.New(serving(t, "rev1"), server.Options{})
+	tests := []struct {
+		scenario, path string
+		header         []string
+		want           string
+	}{
+		{"a critical channel asked without a group", "/v1/webapi/automaticupgrades/channel/hotfix/critical", nil, "yes"},
+		{"a critical channel asked by a group outside any freeze", "/v1/webapi/automaticupgrades/channel/hotfix/critical", []string{server.HeaderGroup, "eu-prod"}, "yes"},
+		{"a critical channel asked by group in the query", "/v1/hotfix/critical?group=eu-prod", nil, "yes"},
+		{"a channel that is not critical", "/v1/webapi/automaticupgrades/channel/stable/cloud/critical", []string{server.HeaderGroup, "eu-prod"}, "no"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				req.Header.Set(tt.header[i], tt.header[i+1])
+			}
+			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, req) // the first request builds the tables
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || rec.Body.String() != tt.want {
+				t.Fatalf("answered %d %q, want %s", rec.Code, rec.Body, tt.want)
+			}
+			if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n != 0 {
+				t.Errorf("%v allocations per request, want 0", n)
+			}
+		})
+	}
+}
