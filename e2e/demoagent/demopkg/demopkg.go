@@ -10,6 +10,7 @@ package demopkg
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -208,11 +209,22 @@ func moduleRoot() string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(file))))
 }
 
+// freePort picks a free loopback port below Linux's ephemeral range
+// (32768–60999 by default). The agent's port must stay its own while the
+// agent is stopped: a port the kernel handed out for ":0" is one it hands
+// out again, to any outgoing connection or listener of the machine, and a
+// restarted agent that finds it taken exits and looks unhealthy.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	const lo, hi = 20000, 32000
+	start := lo + rand.IntN(hi-lo)
+	for i := range hi - lo {
+		port := lo + (start-lo+i)%(hi-lo)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port in %d-%d", lo, hi)
 }
