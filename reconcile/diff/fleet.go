@@ -340,9 +340,10 @@ func groupImpact(base *spec.State, g *spec.Group, target string, critical bool, 
 			return gi
 		}
 		gi.When, gi.Rule, gi.HeldUntil = "held", "CriticalHeldByFreeze", at.UTC()
-		// The server holds it on the group-scoped route only: the plain
-		// channel route serves every group of the channel.
-		gi.Reason = fmt.Sprintf("freeze %q does not allow critical updates; until %s the group-scoped channel %s%s answers critical \"no\" (the plain channel route still answers \"yes\")",
+		// The server holds it for requests that name the group: upkeep's
+		// updaters (Upkeep-Group) and the group-scoped channel. Teleport's
+		// own updaters asking the plain channel route name no group.
+		gi.Reason = fmt.Sprintf("freeze %q does not allow critical updates; until %s the server answers critical \"no\" to upkeep's updaters of the group and on the group-scoped channel %s%s (Teleport's updaters asking the plain channel route still get \"yes\")",
 			fz.Name, at.UTC().Format(time.RFC3339), spec.GroupChannelPrefix, g.Name)
 		return gi
 	}
