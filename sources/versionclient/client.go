@@ -54,6 +54,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -366,56 +367,23 @@ const MaxFreezeHeader = 512
 // Anything else is an error: a garbled hold must not be read as no hold,
 // nor a critical "no" as a plain one.
 func ParseFreeze(values []string) (*reconcile.FreezeHold, error) {
-	switch len(values) {
-	case 0:
-		return nil, nil
-	case 1:
-	default:
-		return nil, fmt.Errorf("sent %d times, want once", len(values))
+	p, err := holdParams(values, MaxFreezeHeader, "rule=CriticalHeldByFreeze; freeze=year-end; until=2027-01-05T00:00:00Z",
+		[]string{"rule", "freeze", "until"}, nil)
+	if p == nil || err != nil {
+		return nil, err
 	}
-	v := values[0]
-	if len(v) > MaxFreezeHeader {
-		return nil, fmt.Errorf("%d bytes, at most %d allowed", len(v), MaxFreezeHeader)
+	h := &reconcile.FreezeHold{Rule: p["rule"], Freeze: p["freeze"]}
+	if !camelWord(h.Rule) {
+		return nil, fmt.Errorf("rule %+q is not a CamelCase word such as CriticalHeldByFreeze", h.Rule)
 	}
-	h := &reconcile.FreezeHold{}
-	seen := map[string]bool{}
-	for part := range strings.SplitSeq(v, ";") {
-		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || key == "" || val == "" || strings.ContainsAny(val, " \t\"") {
-			return nil, fmt.Errorf("%s: want key=value pairs separated by ';', such as rule=CriticalHeldByFreeze; freeze=year-end; until=2027-01-05T00:00:00Z", bodyPrefix([]byte(v)))
-		}
-		if seen[key] {
-			return nil, fmt.Errorf("key %+q given twice", key)
-		}
-		seen[key] = true
-		switch key {
-		case "rule":
-			if !camelWord(val) {
-				return nil, fmt.Errorf("rule %+q is not a CamelCase word such as CriticalHeldByFreeze", val)
-			}
-			h.Rule = val
-		case "freeze":
-			if !spec.ValidName(val, false) {
-				return nil, fmt.Errorf("freeze %+q: %s", val, spec.NameProblem(val, false))
-			}
-			h.Freeze = val
-		case "until":
-			t, err := time.Parse(time.RFC3339, val)
-			if err != nil {
-				return nil, fmt.Errorf("until %+q is not an RFC 3339 time such as 2027-01-05T00:00:00Z", val)
-			}
-			h.Until = t.UTC()
-		default:
-			if strings.ContainsFunc(key, func(r rune) bool { return r < 'a' || r > 'z' }) {
-				return nil, fmt.Errorf("key %+q is not a lower-case word", key)
-			}
-		}
+	if !spec.ValidName(h.Freeze, false) {
+		return nil, fmt.Errorf("freeze %+q: %s", h.Freeze, spec.NameProblem(h.Freeze, false))
 	}
-	for _, k := range []string{"rule", "freeze", "until"} {
-		if !seen[k] {
-			return nil, fmt.Errorf("%s: %s is required", bodyPrefix([]byte(v)), k)
-		}
+	t, err := time.Parse(time.RFC3339, p["until"])
+	if err != nil {
+		return nil, fmt.Errorf("until %+q is not an RFC 3339 time such as 2027-01-05T00:00:00Z", p["until"])
 	}
+	h.Until = t.UTC()
 	return h, nil
 }
 
@@ -594,6 +562,38 @@ const MaxRolloutHeader = 512
 // server may add some. Anything else is an error: a garbled hold must not
 // be read as no hold.
 func ParseRollout(values []string) (*reconcile.RolloutHold, error) {
+	p, err := holdParams(values, MaxRolloutHeader, "version=17.4.0; state=Canary; stage=1",
+		[]string{"version", "state", "stage"}, []string{"reason"})
+	if p == nil || err != nil {
+		return nil, err
+	}
+	h := &reconcile.RolloutHold{State: p["state"], Reason: p["reason"]}
+	sv, err := semver.StrictNewVersion(strings.TrimPrefix(p["version"], "v"))
+	if err != nil {
+		return nil, fmt.Errorf("version %+q is not a semantic version", p["version"])
+	}
+	h.Version = sv.String()
+	if !camelWord(h.State) {
+		return nil, fmt.Errorf("state %+q is not a CamelCase word such as Canary", h.State)
+	}
+	stage := p["stage"]
+	n, err := strconv.Atoi(stage)
+	if err != nil || n < 0 || n > 999 || stage != strconv.Itoa(n) {
+		return nil, fmt.Errorf("stage %+q is not a number from 0 to 999", stage)
+	}
+	h.Stage = n
+	if _, ok := p["reason"]; ok && !camelWord(h.Reason) {
+		return nil, fmt.Errorf("reason %+q is not a CamelCase word such as NotCanary", h.Reason)
+	}
+	return h, nil
+}
+
+// holdParams reads the values of a hold header (Upkeep-Rollout,
+// Upkeep-Freeze): none is no hold (nil, nil); one value of at most max
+// bytes holds key=value pairs separated by ';', each key once, every
+// required key present. Other keys must be lower-case words and are
+// dropped, so a newer server may add some.
+func holdParams(values []string, max int, example string, required, optional []string) (map[string]string, error) {
 	switch len(values) {
 	case 0:
 		return nil, nil
@@ -602,55 +602,33 @@ func ParseRollout(values []string) (*reconcile.RolloutHold, error) {
 		return nil, fmt.Errorf("sent %d times, want once", len(values))
 	}
 	v := values[0]
-	if len(v) > MaxRolloutHeader {
-		return nil, fmt.Errorf("%d bytes, at most %d allowed", len(v), MaxRolloutHeader)
+	if len(v) > max {
+		return nil, fmt.Errorf("%d bytes, at most %d allowed", len(v), max)
 	}
-	h := &reconcile.RolloutHold{}
+	p := map[string]string{}
 	seen := map[string]bool{}
 	for part := range strings.SplitSeq(v, ";") {
 		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || key == "" || val == "" || strings.ContainsAny(val, " \t\"") {
-			return nil, fmt.Errorf("%s: want key=value pairs separated by ';', such as version=17.4.0; state=Canary; stage=1", bodyPrefix([]byte(v)))
+			return nil, fmt.Errorf("%s: want key=value pairs separated by ';', such as %s", bodyPrefix([]byte(v)), example)
 		}
 		if seen[key] {
 			return nil, fmt.Errorf("key %+q given twice", key)
 		}
 		seen[key] = true
-		switch key {
-		case "version":
-			sv, err := semver.StrictNewVersion(strings.TrimPrefix(val, "v"))
-			if err != nil {
-				return nil, fmt.Errorf("version %+q is not a semantic version", val)
-			}
-			h.Version = sv.String()
-		case "state":
-			if !camelWord(val) {
-				return nil, fmt.Errorf("state %+q is not a CamelCase word such as Canary", val)
-			}
-			h.State = val
-		case "stage":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 || n > 999 || val != strconv.Itoa(n) {
-				return nil, fmt.Errorf("stage %+q is not a number from 0 to 999", val)
-			}
-			h.Stage = n
-		case "reason":
-			if !camelWord(val) {
-				return nil, fmt.Errorf("reason %+q is not a CamelCase word such as NotCanary", val)
-			}
-			h.Reason = val
-		default:
-			if strings.ContainsFunc(key, func(r rune) bool { return r < 'a' || r > 'z' }) {
-				return nil, fmt.Errorf("key %+q is not a lower-case word", key)
-			}
+		switch {
+		case slices.Contains(required, key), slices.Contains(optional, key):
+			p[key] = val
+		case strings.ContainsFunc(key, func(r rune) bool { return r < 'a' || r > 'z' }):
+			return nil, fmt.Errorf("key %+q is not a lower-case word", key)
 		}
 	}
-	for _, k := range []string{"version", "state", "stage"} {
+	for _, k := range required {
 		if !seen[k] {
 			return nil, fmt.Errorf("%s: %s is required", bodyPrefix([]byte(v)), k)
 		}
 	}
-	return h, nil
+	return p, nil
 }
 
 // camelWord is a CamelCase word of at most 64 letters and digits.
