@@ -14,15 +14,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -94,17 +91,9 @@ func New(serverURL string, o Options) (*Client, error) {
 	if timeout < 0 {
 		return nil, fmt.Errorf("--timeout %s is negative", timeout)
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", o.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := netpolicy.ClientTLS(o.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf

@@ -2,15 +2,18 @@
 // HTTPS everywhere, plain HTTP only to the loopback interface. Every client
 // (Git sources, the version-server and report clients, health checks, the
 // OCI registry) asks it, so the rule cannot drift between them. It also
-// says how a client words a failed call (TransportError), so that no
-// client's error shows a secret.
+// gives the clients' TLS settings (ClientTLS) and says how a client words
+// a failed call (TransportError), so that no client's error shows a secret.
 package netpolicy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -63,4 +66,24 @@ func TransportError(err error, secret string) error {
 		return err
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), secret, "[token]"))
+}
+
+// ClientTLS is the TLS configuration of upkeep's HTTP clients: TLS 1.2 at
+// least, and, when caFile is not empty, only the certificates it holds (PEM)
+// as roots, for a server with a private CA.
+func ClientTLS(caFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }

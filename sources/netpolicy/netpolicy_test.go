@@ -1,10 +1,21 @@
 package netpolicy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -66,6 +77,45 @@ func TestTransportError(t *testing.T) {
 	} {
 		if got := TransportError(tc.err, tc.secret).Error(); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.scenario, got, tc.want)
+		}
+	}
+}
+
+func TestClientTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upkeep test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	conf, err := ClientTLS("")
+	if err != nil || conf.MinVersion != tls.VersionTLS12 || conf.RootCAs != nil {
+		t.Errorf("without a CA file: %+v, %v; want TLS 1.2 at least and the system roots", conf, err)
+	}
+	conf, err = ClientTLS(ca)
+	if err != nil || conf.RootCAs == nil || conf.MinVersion != tls.VersionTLS12 {
+		t.Errorf("with a CA file: %+v, %v; want its certificate as the only root", conf, err)
+	}
+	for file, want := range map[string]string{
+		notPEM:                        "holds no PEM certificate",
+		filepath.Join(dir, "missing"): "reading the CA file",
+	} {
+		if _, err := ClientTLS(file); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ClientTLS(%s) = %v, want an error saying %q", file, err, want)
 		}
 	}
 }

@@ -45,7 +45,6 @@ package versionclient
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -218,13 +217,9 @@ func New(baseURL string, o Options) (*Client, error) {
 			return nil, err
 		}
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pool, err := loadCAFile(o.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := netpolicy.ClientTLS(o.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
@@ -735,18 +730,6 @@ func readTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("token file %s holds more than one line; it must hold only the token", path)
 	}
 	return token, nil
-}
-
-func loadCAFile(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // redactURL hides user information in a URL that may not parse.
