@@ -822,6 +822,13 @@ func runContract(t *testing.T, newURL func(t *testing.T) string) {
 		if rows != sqlstore.LatestSchema {
 			t.Errorf("%d migrations recorded, want %d", rows, sqlstore.LatestSchema)
 		}
+		if stores[0].Engine() == "sqlite" {
+			var mode string
+			stores[n-1].DB().QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
+			if mode != "wal" {
+				t.Errorf("journal mode %q, want wal", mode)
+			}
+		}
 		put(t, stores[n-1], rep("a1", "eu"), t0)
 	})
 }

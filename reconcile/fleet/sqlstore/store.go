@@ -19,7 +19,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"modernc.org/sqlite"               // registers "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"upkeep.dev/upkeep/reconcile/fleet"
 	"upkeep.dev/upkeep/reconcile/report"
@@ -72,15 +73,15 @@ func Open(ctx context.Context, rawURL string, o fleet.Options) (*Store, error) {
 			return nil, fmt.Errorf("fleet store %s: %w", s.url, err)
 		}
 		s.d = sqliteDialect
-		// WAL: readers never block the writer nor each other, and two
-		// processes can share the file. synchronous=NORMAL is durable
+		// synchronous=NORMAL is durable
 		// across a crash of the process (only a power loss can cost the
 		// last transactions): this is observed state, re-sent by every
 		// updater at its next pass. _txlock=immediate makes every
 		// transaction take the write lock when it begins, so concurrent
 		// writers wait in turn (busy_timeout) instead of failing when one
-		// upgrades from reading to writing.
-		dsn = "file:" + path + fmt.Sprintf("?_busy_timeout=%d&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate",
+		// upgrades from reading to writing. The journal mode is set after
+		// connecting (see useWAL), not here: it is a property of the file.
+		dsn = "file:" + path + fmt.Sprintf("?_busy_timeout=%d&_synchronous=NORMAL&_txlock=immediate",
 			sqliteBusyTimeout.Milliseconds())
 	case "postgres", "postgresql":
 		s.d = postgresDialect
@@ -107,11 +108,54 @@ func Open(ctx context.Context, rawURL string, o fleet.Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("fleet store %s: connect: %w", s.url, scrub(err, rawURL))
 	}
+	if s.d == sqliteDialect {
+		if err := useWAL(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("fleet store %s: %w", s.url, err)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("fleet store %s: migrate the schema: %w", s.url, scrub(err, rawURL))
 	}
 	return s, nil
+}
+
+// useWAL puts the SQLite file in WAL mode: readers never block the writer
+// nor each other, and several processes can share the file. The mode is
+// stored in the file, so it is set once and every later connection reads it.
+// Switching a fresh file to WAL needs its exclusive lock, and SQLite answers
+// SQLITE_BUSY at once, without its busy handler, when another replica is
+// opening the same file at the same moment; so it is retried here for as
+// long as a writer would wait.
+func useWAL(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	pause := 5 * time.Millisecond
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("SQLite kept journal mode %q instead of WAL; is the file on a file system without shared memory (such as NFS)?", mode)
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("set WAL mode: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("set WAL mode: %w", ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (or an extended form).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // sqlitePath is the file a sqlite:// URL names.
