@@ -95,13 +95,17 @@ func BenchmarkServeThroughput(b *testing.B) {
 }
 
 // floorSource is the floor: a plain net/http server answering a fixed
-// body, built as its own process like `upkeep serve`.
+// body, built as its own process like `upkeep serve`. With the argument
+// "limits" it has the connection limits upkeep's server.NewHTTPServer sets,
+// to tell their cost from the rest.
 const floorSource = `package main
 
 import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"time"
 )
 
 func main() {
@@ -111,12 +115,18 @@ func main() {
 	}
 	fmt.Println(ln.Addr())
 	body := []byte("v17.3.0")
-	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })}
+	if len(os.Args) > 1 && os.Args[1] == "limits" {
+		srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout = 5*time.Second, 30*time.Second, 120*time.Second
+		srv.MaxHeaderBytes = 64 << 10
+	}
+	_ = srv.Serve(ln)
 }
 `
 
-// startFloor builds and starts the floor server and returns its address.
-func startFloor(b *testing.B) string {
+// startFloor builds and starts the floor server with args and returns its
+// address and process ID.
+func startFloor(b *testing.B, args ...string) (string, int) {
 	dir := b.TempDir()
 	for name, data := range map[string]string{"go.mod": "module floor\n\ngo 1.26\n", "main.go": floorSource} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
@@ -124,7 +134,7 @@ func startFloor(b *testing.B) string {
 		}
 	}
 	run(b, dir, "go", "build", "-o", "floor", ".")
-	cmd := exec.Command(filepath.Join(dir, "floor"))
+	cmd := exec.Command(filepath.Join(dir, "floor"), args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -137,7 +147,7 @@ func startFloor(b *testing.B) string {
 	if err != nil {
 		b.Fatalf("floor server: %v", err)
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), cmd.Process.Pid
 }
 
 // BenchmarkServeVsFloor runs the built `upkeep serve` and the floor (a
@@ -145,7 +155,10 @@ func startFloor(b *testing.B) string {
 // the same load: 16 keep-alive connections from a minimal raw-TCP client
 // asking Teleport's /version route, in alternating rounds (floor first in
 // even rounds), so that noise from the shared machine falls on both. The
-// ratio is the median of the rounds' upkeep/floor req/s.
+// ratio is the median of the rounds' upkeep/floor req/s; server-cpu-ratio
+// compares the two processes' own CPU per request. The floor runs twice:
+// plain, as the issue's target names it, and with upkeep's connection
+// limits (header, write and idle timeouts), which tells what those cost.
 func BenchmarkServeVsFloor(b *testing.B) {
 	dir := b.TempDir()
 	doc := fleetControlPlanes + "---\n" + fleetChannels("17.3.0", false) + "---\n" + fleetGroups
@@ -157,9 +170,18 @@ func BenchmarkServeVsFloor(b *testing.B) {
 		code, _, _ := get(b, srv.URL+"/readyz")
 		return code == http.StatusOK
 	})
-	loadtest.Comparison{
-		FloorAddr: startFloor(b), UpkeepAddr: strings.TrimPrefix(srv.URL, "http://"),
-		Path: "/v1/webapi/automaticupgrades/channel/stable/cloud/version", Body: []byte("v17.3.0"),
-		Conns: 16, Rounds: 20,
-	}.Run(b)
+	for _, floor := range []struct{ name, arg string }{{"plain", ""}, {"same-limits", "limits"}} {
+		b.Run("floor="+floor.name, func(b *testing.B) {
+			var args []string
+			if floor.arg != "" {
+				args = append(args, floor.arg)
+			}
+			addr, pid := startFloor(b, args...)
+			loadtest.Comparison{
+				FloorAddr: addr, UpkeepAddr: strings.TrimPrefix(srv.URL, "http://"),
+				Path: "/v1/webapi/automaticupgrades/channel/stable/cloud/version", Body: []byte("v17.3.0"),
+				Conns: 16, Rounds: 20, PIDs: [2]int{pid, srv.cmd.Process.Pid},
+			}.Run(b)
+		})
+	}
 }

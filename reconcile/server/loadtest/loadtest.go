@@ -88,13 +88,18 @@ type Comparison struct {
 	// allocations during a server's rounds are that server's (and the
 	// shared client's), and are reported too.
 	InProcess bool
+	// PIDs are the floor's and upkeep's processes when each runs in its
+	// own: their own CPU time per request is reported too (server-cpu-ratio).
+	PIDs [2]int
 }
 
 // Run connects, checks both answers, then runs b.N requests in Rounds
 // pairs of rounds (floor first in even pairs, upkeep first in odd ones)
 // and reports per server req/s and p99, the median pair's req/s ratio
 // (upkeep over floor: robust to one noisy round) and the p99 difference;
-// in process, also allocations per request and the CPU ratio.
+// in process, also allocations per request and the CPU ratio; with PIDs,
+// each server's CPU per request and server-cpu-ratio, the floor's CPU per
+// request over upkeep's (1: as cheap as the floor).
 func (cmp Comparison) Run(b *testing.B) {
 	b.Helper()
 	names := [2]string{"floor", "upkeep"}
@@ -118,6 +123,7 @@ func (cmp Comparison) Run(b *testing.B) {
 		lat     [2][]time.Duration
 		took    [2]time.Duration
 		cpu     [2]time.Duration
+		srvCPU  [2]time.Duration
 		mallocs [2]uint64
 		pairs   []float64
 		ms      runtime.MemStats
@@ -131,6 +137,7 @@ func (cmp Comparison) Run(b *testing.B) {
 			errs := make([]error, cmp.Conns)
 			var wg sync.WaitGroup
 			runtime.ReadMemStats(&ms)
+			s0 := cmp.serverCPU(b, i)
 			m0, c0, t0 := ms.Mallocs, ProcessCPU(), time.Now()
 			for j, c := range conns[i] {
 				wg.Go(func() {
@@ -151,6 +158,7 @@ func (cmp Comparison) Run(b *testing.B) {
 			d := time.Since(t0)
 			took[i] += d
 			cpu[i] += ProcessCPU() - c0
+			srvCPU[i] += cmp.serverCPU(b, i) - s0
 			runtime.ReadMemStats(&ms)
 			mallocs[i] += ms.Mallocs - m0
 			rps[i] = float64(cmp.Conns*perConn) / d.Seconds()
@@ -183,5 +191,25 @@ func (cmp Comparison) Run(b *testing.B) {
 		b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "cpu-ratio")
 		b.ReportMetric(float64(cpu[1]-cpu[0])/float64(len(lat[1])), "extra-cpu-ns/req")
 	}
+	if cmp.PIDs[0] != 0 && cmp.PIDs[1] != 0 {
+		// Each server's own CPU per request: on a shared machine, steadier
+		// than req/s, which also measures how the client was scheduled.
+		for i, name := range names {
+			b.ReportMetric(float64(srvCPU[i])/float64(len(lat[i])), name+"-cpu-ns/req")
+		}
+		b.ReportMetric(float64(srvCPU[0])/float64(len(lat[0]))/(float64(srvCPU[1])/float64(len(lat[1]))), "server-cpu-ratio")
+	}
 	b.ReportMetric(0, "ns/op") // the per-request figures above are the result
+}
+
+// serverCPU is server i's CPU time so far, or 0 when it is not measured.
+func (cmp Comparison) serverCPU(b *testing.B, i int) time.Duration {
+	if cmp.PIDs[i] == 0 {
+		return 0
+	}
+	d, err := CPUOf(cmp.PIDs[i])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
