@@ -72,7 +72,7 @@ failure shows in /status, the metrics and the log.`,
 	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "file holding the SSH private key for ssh:// sources")
 	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh:// sources")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the secret of POST /v1/hooks/git (GitHub X-Hub-Signature-256); unset disables the hook")
-	fl.StringVar(&f.reportTokenFile, "report-token-file", "", "file of bearer tokens, one per line ('#' comments), that updaters send to POST /v1/reports and operators to GET /v1/fleet; unset disables both")
+	fl.StringVar(&f.reportTokenFile, "report-token-file", "", "file of bearer tokens, one per line ('#' comments), that updaters send to POST /v1/reports and operators to GET /v1/fleet; re-read on SIGHUP and every 30s (a file that fails to load keeps the tokens before); unset disables both")
 	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where Git sources are cloned")
 	fl.StringVar(&f.store, "store", "", "the fleet store every replica shares: sqlite:///path/fleet.db, or postgres://user@host/db?sslmode=verify-full for many replicas (put the password in PGPASSWORD or ~/.pgpass; one in the URL is never logged); default sqlite://<state-dir>/fleet.db")
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where the default SQLite fleet store lives")
@@ -201,6 +201,14 @@ func runServe(ctx context.Context, f serveFlags) error {
 	loops.Go(func() { rec.Run(syncCtx, f.interval) })
 	loops.Go(func() { _ = engine.Run(syncCtx) })
 	loops.Go(func() { _ = cache.Run(syncCtx) })
+	if reportTokens != nil {
+		// Rotating a token needs no restart: the file is re-read on SIGHUP
+		// and every 30 s; one that fails to load keeps the tokens before.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		loops.Go(func() { reportTokens.Watch(syncCtx, report.TokenReloadInterval, hup, log) })
+	}
 	go func() {
 		loops.Wait()
 		close(synced)

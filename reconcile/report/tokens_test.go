@@ -107,3 +107,64 @@ func BenchmarkTokensMatch(b *testing.B) {
 		tok.Match(tokenB)
 	}
 }
+
+func TestTokensReload(t *testing.T) {
+	tests := []struct {
+		scenario    string
+		rewrite     string // the file's new content; "-" removes it
+		wantChanged bool
+		wantErr     string
+		wantA       bool // tokenA matches afterwards
+		wantB       bool
+	}{
+		{"a new token added beside the old one is accepted too", tokenA + "\n" + tokenB + "\n", true, "", true, true},
+		{"the old token removed is refused from then on", tokenB + "\n", true, "", false, true},
+		{"the same tokens in another order and with comments change nothing", "# lab\n" + tokenA + "\n", false, "", true, false},
+		{"a file that no longer parses keeps the tokens loaded before", tokenA + "\nshort\n", false, "shorter than", true, false},
+		{"an emptied file keeps the tokens loaded before", "# rotated\n", false, "holds no token", true, false},
+		{"a removed file keeps the tokens loaded before", "-", false, "report token file", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens")
+			if err := os.WriteFile(path, []byte(tokenA+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := report.LoadTokens(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.rewrite == "-" {
+				err = os.Remove(path)
+			} else {
+				err = os.WriteFile(path, []byte(tt.rewrite), 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed, err := tok.Reload()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Reload: %v, want an error containing %q", err, tt.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), tokenA) || strings.Contains(err.Error(), tokenB)) {
+				t.Errorf("the error quotes a token: %v", err)
+			}
+			if changed != tt.wantChanged {
+				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
+			}
+			if got := tok.Match(tokenA); got != tt.wantA {
+				t.Errorf("Match(tokenA) = %v, want %v", got, tt.wantA)
+			}
+			if got := tok.Match(tokenB); got != tt.wantB {
+				t.Errorf("Match(tokenB) = %v, want %v", got, tt.wantB)
+			}
+		})
+	}
+	parsed, err := report.ParseTokens("inline", []byte(tokenA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parsed.Reload(); err == nil {
+		t.Error("tokens parsed from memory reloaded from a file")
+	}
+}
