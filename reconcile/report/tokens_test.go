@@ -126,14 +126,8 @@ func TestTokensReload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "tokens")
-			if err := os.WriteFile(path, []byte(tokenA+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			tok, err := report.LoadTokens(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok, path := loadedTokenA(t)
+			var err error
 			if tt.rewrite == "-" {
 				err = os.Remove(path)
 			} else {
@@ -167,4 +161,18 @@ func TestTokensReload(t *testing.T) {
 	if _, err := parsed.Reload(); err == nil {
 		t.Error("tokens parsed from memory reloaded from a file")
 	}
+}
+
+// loadedTokenA is tokens loaded from a new file holding tokenA, and the file.
+func loadedTokenA(t *testing.T) (*report.Tokens, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte(tokenA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := report.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, path
 }

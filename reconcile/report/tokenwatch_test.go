@@ -5,13 +5,10 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"upkeep.dev/upkeep/reconcile/report"
 )
 
 // lockedBuffer is a log sink the watcher and the test share.
@@ -33,14 +30,7 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestWatchReloadsOnItsOwnAndLogsABrokenFileOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, []byte(tokenA+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := report.LoadTokens(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, path := loadedTokenA(t)
 	var logs lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
