@@ -244,25 +244,31 @@ func (v *Verifier) checkBundle(ctx context.Context, fb fetchedBundle, d name.Dig
 	return fail(ErrNoMatchingSignature, "no configured key verifies it (another key signed it, or it was altered): %s", strings.Join(errs, "; "))
 }
 
+// identityMismatch says which half of a keyless certificate's identity no
+// trusted identity accepts: its subject, its OIDC issuer, or both.
+func (c *compiled) identityMismatch(sum certificate.Summary) string {
+	var subjOK, issOK bool
+	for _, id := range c.identities {
+		subjOK = subjOK || id.subjectMatches(sum.SubjectAlternativeName)
+		issOK = issOK || id.issuerMatches(sum.Extensions.Issuer)
+	}
+	switch {
+	case subjOK && !issOK:
+		return "the certificate's subject is trusted but its OIDC issuer is not; " + c.describe()
+	case !subjOK && issOK:
+		return "the certificate's subject is not trusted (its issuer is); " + c.describe()
+	default:
+		return "neither the certificate's subject nor its issuer is trusted; " + c.describe()
+	}
+}
+
 // classifyKeyless names what failed in a keyless bundle, from the stage
 // sigstore-go reports and from the certificate itself.
 func classifyKeyless(err error, cert *x509.Certificate, sum certificate.Summary, c *compiled) (error, string) {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "failed to verify certificate identity"):
-		var subjOK, issOK bool
-		for _, id := range c.identities {
-			subjOK = subjOK || id.subjectMatches(sum.SubjectAlternativeName)
-			issOK = issOK || id.issuerMatches(sum.Extensions.Issuer)
-		}
-		switch {
-		case subjOK && !issOK:
-			return ErrWrongIdentity, "the certificate's subject is trusted but its OIDC issuer is not; " + c.describe()
-		case !subjOK && issOK:
-			return ErrWrongIdentity, "the certificate's subject is not trusted (its issuer is); " + c.describe()
-		default:
-			return ErrWrongIdentity, "neither the certificate's subject nor its issuer is trusted; " + c.describe()
-		}
+		return ErrWrongIdentity, c.identityMismatch(sum)
 	case strings.Contains(msg, "integrated time outside certificate validity"):
 		return ErrTlogOrTimestamp, "the certificate had expired (or was not yet valid) when the signature was logged, and no verified timestamp falls within its validity"
 	case strings.Contains(msg, "failed to verify log inclusion"):

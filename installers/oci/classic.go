@@ -171,19 +171,7 @@ func classifyClassic(err error, sum certificate.Summary, c *compiled) (error, st
 	case has("SCT"):
 		return ErrTlogOrTimestamp, "the certificate carries no signed certificate timestamp (SCT) that verifies with a CT log of " + c.rootName
 	case has("none of the expected identities matched"):
-		var subjOK, issOK bool
-		for _, id := range c.identities {
-			subjOK = subjOK || id.subjectMatches(sum.SubjectAlternativeName)
-			issOK = issOK || id.issuerMatches(sum.Extensions.Issuer)
-		}
-		switch {
-		case subjOK && !issOK:
-			return ErrWrongIdentity, "the certificate's subject is trusted but its OIDC issuer is not; " + c.describe()
-		case !subjOK && issOK:
-			return ErrWrongIdentity, "the certificate's subject is not trusted (its issuer is); " + c.describe()
-		default:
-			return ErrWrongIdentity, "neither the certificate's subject nor its issuer is trusted; " + c.describe()
-		}
+		return ErrWrongIdentity, c.identityMismatch(sum)
 	case has("invalid signature"), has("verification error"):
 		return ErrBadBundle, "the signature does not verify over its payload with its own certificate: the signature was altered"
 	}
