@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -131,18 +129,7 @@ func (s *Sigstore) SignClassicKeyless(tb testing.TB, d name.Digest, k ClassicKey
 	if err != nil {
 		tb.Fatalf("ocitest: signature: %v", err)
 	}
-	ropt := ociremote.WithRemoteOptions(remoteOptions()...)
-	se, err := ociremote.SignedEntity(d, ropt)
-	if err != nil {
-		tb.Fatalf("ocitest: read %s: %v", d, err)
-	}
-	se, err = mutate.AttachSignatureToEntity(se, ociSig)
-	if err != nil {
-		tb.Fatalf("ocitest: attach signature: %v", err)
-	}
-	if err := ociremote.WriteSignatures(d.Repository, se, ropt); err != nil {
-		tb.Fatalf("ocitest: write signatures for %s: %v", d, err)
-	}
+	attachSignature(tb, d, ociSig)
 }
 
 // hashedRekordBody is the Rekor v1 hashedrekord v0.0.1 entry cosign v2

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -173,18 +174,7 @@ func Sign(tb testing.TB, d name.Digest, k *KeyPair) {
 	if err != nil {
 		tb.Fatalf("ocitest: signature: %v", err)
 	}
-	ropt := ociremote.WithRemoteOptions(remoteOptions()...)
-	se, err := ociremote.SignedEntity(d, ropt)
-	if err != nil {
-		tb.Fatalf("ocitest: read %s: %v", d, err)
-	}
-	se, err = mutate.AttachSignatureToEntity(se, ociSig)
-	if err != nil {
-		tb.Fatalf("ocitest: attach signature: %v", err)
-	}
-	if err := ociremote.WriteSignatures(d.Repository, se, ropt); err != nil {
-		tb.Fatalf("ocitest: write signatures for %s: %v", d, err)
-	}
+	attachSignature(tb, d, ociSig)
 }
 
 // ReplaySignature copies the classic signatures of from onto to's signature
@@ -286,4 +276,22 @@ func KeyMessageBundle(tb testing.TB, d name.Digest, k *KeyPair) []byte {
 		tb.Fatalf("ocitest: bundle: %v", err)
 	}
 	return bundle
+}
+
+// attachSignature adds sig to d's classic signatures (the .sig tag), beside
+// any it has, as cosign sign does.
+func attachSignature(tb testing.TB, d name.Digest, sig oci.Signature) {
+	tb.Helper()
+	ropt := ociremote.WithRemoteOptions(remoteOptions()...)
+	se, err := ociremote.SignedEntity(d, ropt)
+	if err != nil {
+		tb.Fatalf("ocitest: read %s: %v", d, err)
+	}
+	se, err = mutate.AttachSignatureToEntity(se, sig)
+	if err != nil {
+		tb.Fatalf("ocitest: attach signature: %v", err)
+	}
+	if err := ociremote.WriteSignatures(d.Repository, se, ropt); err != nil {
+		tb.Fatalf("ocitest: write signatures for %s: %v", d, err)
+	}
 }
