@@ -59,14 +59,6 @@ func (t *Tokens) Reload() (changed bool, err error) {
 	return !sameSums(old, sums), nil
 }
 
-// Path is the file the tokens were loaded from, or "".
-func (t *Tokens) Path() string {
-	if t == nil {
-		return ""
-	}
-	return t.path
-}
-
 // sameSums reports whether a and b hold the same tokens, in any order.
 func sameSums(a, b [][sha256.Size]byte) bool {
 	if len(a) != len(b) {
